@@ -1,0 +1,2 @@
+"""Gradio demo (placeholder until the demo lands): `python app.py`."""
+raise SystemExit("the demo is not implemented yet")

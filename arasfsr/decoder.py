@@ -1,0 +1,250 @@
+"""The implicit query: from a grid of latent codes to the RGB of any continuous coordinate.
+
+Shapes: latent (B, C, h, w); coord (B, N, 2) in [-1, 1] (row, col); cell (B, N, 2) = output
+pixel size. Every decoder returns (B, N, 3) in normalised units (before the skip).
+
+Local ensemble: each query reads the four latent codes around it. Corner t in
+(-1,-1), (-1,+1), (+1,-1), (+1,+1) shifts the query by half an LR pixel towards that corner and
+takes the nearest latent; the four predictions are blended with area weights (see
+`local_ensemble_corners`).
+
+`LocalImplicitDecoder` is LIIF's and ARASFSR's decoder; it has two formulations:
+- `forward_reference`: the straightforward one (as the papers' code): per corner, unfold the
+  latent (3x3 neighbourhood, 9C numbers), concatenate the decoder input, run the whole MLP.
+- `forward_fast`: same numbers, less work. The first layer's product with the unfolded latent
+  (and, with GCM, with the latent centre x_t) is the same for every query that reads that LR
+  pixel, so it is computed once per LR pixel as a 3x3 convolution (`project`); per query only a
+  rank-4 update [rel, rel_cell] remains. The sine stream runs once per query, and the four
+  corners go through each layer as one matrix product.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .coords import make_coord
+from .gcm import SineStream
+
+# Corner shifts (vy, vx) of the local ensemble, in this order; flipping this axis maps each
+# corner to its diagonal partner (0<->3, 1<->2).
+# Queries per block in no-grad inference (4 corners each): the activations fit in cache.
+INFERENCE_BLOCK = 512
+
+CORNERS = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
+
+
+def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], eps: float = 1e-6):
+    """Find the four latent codes around each query.
+
+    Args:
+        coord: (B, N, 2) query coordinates.
+        latent_shape: (h, w) of the latent grid.
+    Returns:
+        index: (4, B, N) flat index y * w + x of each corner's latent within its image.
+        centre: (4, B, N, 2) global coordinate x_t of that latent's pixel centre.
+        rel: (4, B, N, 2) (x_q - x_t) * (h, w): the offset in LR pixels.
+        weight: (4, B, N) blend weights, summing to 1 over the corners.
+    """
+    h, w = latent_shape
+    shifts = coord.new_tensor(CORNERS) * coord.new_tensor([1.0 / h, 1.0 / w])  # (4, 2): half a pixel
+    shifted = (coord.unsqueeze(0) + (shifts + eps)[:, None, None, :]).clamp_(-1 + 1e-6, 1 - 1e-6)
+    size = coord.new_tensor([h, w])
+    # nearest pixel: the one whose cell [-1 + 2i/n, -1 + 2(i+1)/n) contains the shifted point
+    pix = ((shifted + 1) * (size / 2)).floor_().long()
+    pix[..., 0].clamp_(0, h - 1)
+    pix[..., 1].clamp_(0, w - 1)
+    half = 1.0 / size  # same formula as coords.make_coord: centre_i = -1 + r + 2 r i
+    centre = -1 + half + 2 * half * pix.to(coord.dtype)
+    rel = (coord.unsqueeze(0) - centre) * size
+    index = pix[..., 0] * w + pix[..., 1]
+    # Area blend: the area of the rectangle between the query and corner t's latent centre
+    # grows as that latent gets farther away, so each corner takes the area of its *diagonal
+    # partner* (the opposite rectangle): nearer latents weigh more, and the weights sum to 1.
+    area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9
+    weight = area.flip(0) / area.sum(0, keepdim=True)
+    return index, centre, rel, weight
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table (B, h*w, D), index (..., B, N) -> (..., B, N, D)."""
+    b, hw, d = table.shape
+    offset = torch.arange(b, device=index.device).view(b, 1) * hw  # image b's rows start at b*hw
+    flat = (index + offset).reshape(-1)
+    return table.reshape(b * hw, d).index_select(0, flat).view(*index.shape, d)
+
+
+def to_rows(latent: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C), one row per LR pixel."""
+    return latent.flatten(2).transpose(1, 2).contiguous()
+
+
+class LocalImplicitDecoder(nn.Module):
+    """LIIF / ARASFSR decoder.
+
+    Input per corner: [z_t (9C), rel (2), x_t (2, with GCM), rel_cell (2)].
+    Without GCM: a ReLU MLP (LIIF). With GCM: hidden layer i takes [h_{i-1}; m_{i-1}] where
+    m_i = h_i * g_i gates the ReLU stream with the sine stream g_i.
+    """
+
+    def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4,
+                 use_gcm: bool = True, gcm_frequencies: int = 10):
+        super().__init__()
+        self.latent_channels = latent_channels
+        self.use_gcm = use_gcm
+        self.unfolded_dim = 9 * latent_channels
+        in_dim = self.unfolded_dim + 2 + (2 if use_gcm else 0) + 2
+        stream = 2 if use_gcm else 1  # hidden layers read [h; m] with GCM
+        self.layers = nn.ModuleList([nn.Linear(in_dim, hidden_dim)] + [
+            nn.Linear(stream * hidden_dim, hidden_dim) for _ in range(hidden_layers - 1)])
+        self.out = nn.Linear(hidden_dim, 3)
+        self.sine = SineStream(gcm_frequencies, hidden_dim, hidden_layers) if use_gcm else None
+
+    # ---- the straightforward formulation -------------------------------------------------
+    def forward_reference(self, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = latent.shape
+        unfolded = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
+        index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
+        rel_cell = cell * cell.new_tensor([h, w])  # = 2 / scale: the decoder knows the zoom
+        pred = 0
+        for t in range(4):
+            parts = [gather_rows(unfolded, index[t]), rel[t]]
+            if self.use_gcm:
+                parts.append(centre[t])
+            parts.append(rel_cell)
+            x = torch.relu(self.layers[0](torch.cat(parts, dim=-1)))
+            if self.use_gcm:
+                gates = self.sine(coord)  # (as the authors' code: once per corner)
+                m = x * gates[0]
+                for layer, g in zip(self.layers[1:], gates[1:]):
+                    x = torch.relu(layer(torch.cat([x, m], dim=-1)))
+                    m = x * g
+                x = m
+            else:
+                for layer in self.layers[1:]:
+                    x = torch.relu(layer(x))
+            pred = pred + self.out(x) * weight[t].unsqueeze(-1)
+        return pred
+
+    # ---- the fast formulation ------------------------------------------------------------
+    def project(self, latent: torch.Tensor) -> torch.Tensor:
+        """First-layer terms that depend only on the LR pixel: (B, C, h, w) -> (B, h*w, D).
+
+        W_z applied to the 3x3-unfolded latent is a 3x3 convolution: unfold lays channel c's
+        window at entries 9c..9c+8 in row-major order, which is exactly a conv weight's
+        (out, in, kh, kw) layout, and unfold's zero padding is the conv's zero padding.
+        """
+        first = self.layers[0]
+        d, n = first.out_features, self.unfolded_dim
+        weight_z = first.weight[:, :n].reshape(d, self.latent_channels, 3, 3)
+        proj = F.conv2d(latent, weight_z, first.bias, padding=1)  # (B, D, h, w)
+        if self.use_gcm:  # + W_xt x_t, x_t = the LR pixel's centre
+            centres = make_coord(latent.shape[-2:], device=latent.device, dtype=latent.dtype)  # (h*w, 2)
+            return to_rows(proj) + centres @ first.weight[:, n + 2:n + 4].t()
+        return to_rows(proj)
+
+    def forward_fast(self, projection: torch.Tensor, latent_shape: tuple[int, int],
+                     coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return self._fast_autograd(projection, latent_shape, coord, cell)
+        # Inference: blocks of queries small enough that each layer's activations stay in the
+        # CPU cache; the elementwise passes (bias, ReLU, gating) then cost little next to the
+        # matrix products, and chunk_size in `upscale` only bounds memory.
+        step = max(1, INFERENCE_BLOCK // coord.shape[0])
+        blocks = [self._fast_inference(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step])
+                  for i in range(0, coord.shape[1], step)]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+    def _first_layer(self, projection, latent_shape, coord, cell):
+        """First-layer pre-activations for the four corners: (4*B*N, D), and blend weights."""
+        h, w = latent_shape
+        b, nq, _ = coord.shape
+        first = self.layers[0]
+        n = self.unfolded_dim
+        index, _, rel, weight = local_ensemble_corners(coord, (h, w))
+        rel_cell = (cell * cell.new_tensor([h, w])).expand(4, b, nq, 2)
+        cols = [n, n + 1, first.in_features - 2, first.in_features - 1]  # rel_y, rel_x, cell_y, cell_x
+        w_query = first.weight[:, cols]  # (D, 4)
+        # per-pixel projection gathered for each corner + the rank-4 per-query part
+        x = gather_rows(projection, index).view(4 * b * nq, -1)  # (4BN, D)
+        x = torch.addmm(x, torch.cat([rel, rel_cell], -1).view(-1, 4), w_query.t())
+        return x, weight
+
+    def _fast_autograd(self, projection, latent_shape, coord, cell):
+        b, nq, _ = coord.shape
+        x, weight = self._first_layer(projection, latent_shape, coord, cell)
+        x = torch.relu(x)
+        if self.use_gcm:
+            gates = [g.reshape(1, b * nq, -1) for g in self.sine(coord)]  # once per query
+            x = x.view(4, b * nq, -1)
+            m = x * gates[0]
+            for layer, g in zip(self.layers[1:], gates[1:]):
+                x = torch.relu(layer(torch.cat([x, m], dim=-1)))
+                m = x * g
+            x = m
+        else:
+            for layer in self.layers[1:]:
+                x = torch.relu(layer(x))
+        pred = self.out(x).view(4, b, nq, 3)
+        return (pred * weight.unsqueeze(-1)).sum(0)
+
+    def _fast_inference(self, projection, latent_shape, coord, cell):
+        """Same numbers as `_fast_autograd` with fewer passes over memory: W [h; m] is computed
+        as W_h h + W_m m (no concatenated copy), in place where autograd is off."""
+        b, nq, _ = coord.shape
+        x, weight = self._first_layer(projection, latent_shape, coord, cell)
+        h = x.relu_()  # (4BN, D)
+        if self.use_gcm:
+            d = h.shape[1]
+            gates = [g.reshape(b * nq, d) for g in self.sine(coord)]  # (BN, D) each, once per query
+            m = torch.mul(h.view(4, -1, d), gates[0]).view(-1, d)
+            for layer, g in zip(self.layers[1:], gates[1:]):
+                h = torch.addmm(layer.bias, h, layer.weight[:, :d].t())
+                h.addmm_(m, layer.weight[:, d:].t()).relu_()
+                m = torch.mul(h.view(4, -1, d), g, out=m.view(4, -1, d)).view(-1, d)  # m = h * g
+            h = m
+        else:
+            for layer in self.layers[1:]:
+                h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
+        pred = torch.addmm(self.out.bias, h, self.out.weight.t())
+        return (pred.view(4, b, nq, 3) * weight.unsqueeze(-1)).sum(0)
+
+
+class LTEDecoder(nn.Module):
+    """LTE (local texture estimator): a Fourier basis estimated per LR pixel.
+
+    Amplitude (coefficient) and frequency maps come from 3x3 convs on the latent; a phase term
+    comes from the cell. Per corner: f_k = <freq_k, rel> + phase_k(rel_cell),
+    input = amplitude * [cos(pi f); sin(pi f)], then a ReLU MLP. All four corners are batched.
+    """
+
+    def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4):
+        super().__init__()
+        if hidden_dim % 2:
+            raise ValueError(f"LTE needs an even hidden_dim, got {hidden_dim}")
+        self.amplitude = nn.Conv2d(latent_channels, hidden_dim, 3, padding=1)
+        self.frequency = nn.Conv2d(latent_channels, hidden_dim, 3, padding=1)
+        self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
+        dims = [hidden_dim] * (hidden_layers + 1)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.out = nn.Linear(hidden_dim, 3)
+
+    def project(self, latent: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, h*w, 2D): amplitude and frequency per LR pixel."""
+        return to_rows(torch.cat([self.amplitude(latent), self.frequency(latent)], dim=1))
+
+    def forward_fast(self, projection, latent_shape, coord, cell):
+        h, w = latent_shape
+        b, nq, _ = coord.shape
+        index, _, rel, weight = local_ensemble_corners(coord, (h, w))
+        amp, freq = gather_rows(projection, index).chunk(2, dim=-1)  # (4, B, N, D) each
+        freq = freq.unflatten(-1, (-1, 2))  # (4, B, N, D/2, 2): one (f_y, f_x) pair per basis
+        arg = (freq * rel.unsqueeze(-2)).sum(-1) + self.phase(cell * cell.new_tensor([h, w]))
+        x = amp * torch.cat([torch.cos(torch.pi * arg), torch.sin(torch.pi * arg)], dim=-1)
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        pred = self.out(x)  # (4, B, N, 3)
+        return (pred * weight.unsqueeze(-1)).sum(0)
+
+    def forward_reference(self, latent, coord, cell):
+        return self.forward_fast(self.project(latent), latent.shape[-2:], coord, cell)

@@ -1,0 +1,202 @@
+"""ARASFSR, LIIF and LTE assembled from one frozen config.
+
+    lr (B,3,h,w) in [0,1] --normalise--> u
+      encoder(u) -> F_e (B,C,h,w)            [encoder.py]
+      LFE(u)     -> F_f (B,8,h,w)            [lfe.py]     (ARASFSR)
+      F = [F_e; F_f]
+    query(F, coord, cell):
+      local ensemble of an implicit MLP      [decoder.py] (+ GCM sine stream, gcm.py)
+      + bilinear skip from u                 (ARASFSR, LTE)
+      -> rgb (B,N,3) in [0,1] (not clamped)
+
+The API is stateless: `encode` returns a `Features` object and `query` reads it, so one encoding
+serves any number of query chunks, threads or output sizes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .coords import sample_at
+from .decoder import LocalImplicitDecoder, LTEDecoder
+from .encoder import ENCODERS
+from .lfe import LocalFrequencyEstimator, kl_divergence
+
+MODEL_NAMES = ("arasfsr", "liif", "lte")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; stored inside every weight file."""
+    name: str = "arasfsr"            # arasfsr | liif | lte (decoder family)
+    encoder: str = "edsr-baseline"   # edsr-baseline | rdn
+    encoder_channels: int = 64
+    encoder_blocks: int = 16
+    rdn_growth: int = 64             # RDN only
+    rdn_layers: int = 8              # RDN only
+    hidden_dim: int = 256
+    hidden_layers: int = 4
+    use_lfe: bool = True
+    lfe_channels: int = 64
+    lfe_blocks: int = 4
+    lfe_latent_channels: int = 64
+    lfe_out_channels: int = 8
+    kl_weight: float = 0.0           # defined by the authors, unused in their training
+    use_gcm: bool = True
+    gcm_frequencies: int = 10
+    use_skip: bool = True
+    norm_mean: float = 0.5           # the network sees (img - mean) / std
+    norm_std: float = 0.5
+
+    def __post_init__(self):
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"unknown model name {self.name!r}; choose one of {MODEL_NAMES}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {tuple(ENCODERS)}")
+        if self.name == "lte" and (self.use_lfe or self.use_gcm):
+            raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}: this file was written by a newer or "
+                             f"different version of arasfsr (known keys: {sorted(known)})")
+        return cls(**values)
+
+
+# Sizes only; the structure is the same in every preset.
+PRESETS = {
+    # the paper's sizes: EDSR-baseline 64 ch x 16 blocks, decoder 256 x 4, LFE 64 ch x 4 blocks
+    "paper": dict(encoder_channels=64, encoder_blocks=16, hidden_dim=256, hidden_layers=4,
+                  lfe_channels=64, lfe_blocks=4, lfe_latent_channels=64),
+    # the app's default: 128 -> 512 in about two seconds on a 2-core CPU, trains on a CPU
+    "small": dict(encoder_channels=32, encoder_blocks=8, hidden_dim=128, hidden_layers=4,
+                  lfe_channels=32, lfe_blocks=2, lfe_latent_channels=32),
+    # for tests and a first run: seconds per hundred steps
+    "tiny": dict(encoder_channels=16, encoder_blocks=2, hidden_dim=32, hidden_layers=4,
+                 lfe_channels=16, lfe_blocks=1, lfe_latent_channels=16),
+}
+
+# What each family switches on; ablations are ARASFSR with one switch off.
+FAMILIES = {
+    "arasfsr": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True),
+    "arasfsr-no-lfe": dict(name="arasfsr", use_lfe=False, use_gcm=True, use_skip=True),
+    "arasfsr-no-gcm": dict(name="arasfsr", use_lfe=True, use_gcm=False, use_skip=True),
+    "arasfsr-no-skip": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=False),
+    "liif": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=False),
+    "lte": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True),
+}
+
+
+@dataclass
+class Features:
+    """What `encode` computes once per LR image and `query` reads for every chunk."""
+    latent: torch.Tensor              # (B, C, h, w) F = [F_e; F_f]
+    lr_norm: torch.Tensor             # (B, 3, h, w) normalised input, for the skip
+    projection: torch.Tensor | None   # (B, h*w, D) per-LR-pixel decoder terms (fast path)
+    mu: torch.Tensor | None = None    # (B, latent, h, w) LFE mean
+    logvar: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.latent.shape[-2:])
+
+    def kl(self) -> torch.Tensor:
+        if self.mu is None:
+            return self.latent.new_zeros(())
+        return kl_divergence(self.mu, self.logvar)
+
+
+class SRModel(nn.Module):
+    """An implicit-representation super-resolution model (ARASFSR, LIIF or LTE)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        if c.encoder == "rdn":
+            self.encoder = ENCODERS["rdn"](c.encoder_channels, c.encoder_blocks, c.rdn_growth, c.rdn_layers)
+        else:
+            self.encoder = ENCODERS[c.encoder](c.encoder_channels, c.encoder_blocks)
+        self.lfe = LocalFrequencyEstimator(c.lfe_channels, c.lfe_blocks, c.lfe_latent_channels,
+                                           c.lfe_out_channels) if c.use_lfe else None
+        latent_channels = c.encoder_channels + (c.lfe_out_channels if c.use_lfe else 0)
+        if c.name == "lte":
+            self.decoder = LTEDecoder(latent_channels, c.hidden_dim, c.hidden_layers)
+        else:
+            self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
+                                                c.use_gcm, c.gcm_frequencies)
+
+    def encode(self, lr_image: torch.Tensor, sample: bool | None = None,
+               generator: torch.Generator | None = None, project: bool = True) -> Features:
+        """Encode an LR image.
+
+        Args:
+            lr_image: (B, 3, h, w) in [0, 1].
+            sample: draw the LFE latent z = mu + eps * sigma (default: only in training mode);
+                otherwise z = mu, which makes inference deterministic.
+            generator: random source for sampling (seed it for reproducible samples).
+            project: precompute the per-LR-pixel decoder terms used by the fast query.
+        """
+        if lr_image.ndim != 4 or lr_image.shape[1] != 3:
+            raise ValueError(f"lr_image must be (B, 3, h, w), got {tuple(lr_image.shape)}")
+        lr_norm = (lr_image - self.config.norm_mean) / self.config.norm_std
+        latent = self.encoder(lr_norm)
+        mu = logvar = None
+        if self.lfe is not None:
+            sample = self.training if sample is None else sample
+            f_f, mu, logvar = self.lfe(lr_norm, sample=sample, generator=generator)
+            latent = torch.cat([latent, f_f], dim=1)  # (B, C + 8, h, w)
+        projection = self.decoder.project(latent) if project else None
+        return Features(latent, lr_norm, projection, mu, logvar)
+
+    def query(self, features: Features, coord: torch.Tensor, cell: torch.Tensor,
+              fast: bool = True) -> torch.Tensor:
+        """RGB at continuous coordinates.
+
+        Args:
+            coord: (B, N, 2) (row, col) in [-1, 1].
+            cell: (B, N, 2) output pixel size, (2 / H, 2 / W) for an H x W output.
+            fast: use the precomputed projection (same numbers as the straightforward path).
+        Returns:
+            (B, N, 3) in [0, 1] units, not clamped (clamp when making an image).
+        """
+        if coord.shape[:-1] != cell.shape[:-1] or coord.shape[-1] != 2 or cell.shape[-1] != 2:
+            raise ValueError(f"coord and cell must both be (B, N, 2), got {tuple(coord.shape)} and {tuple(cell.shape)}")
+        if fast:
+            projection = features.projection
+            if projection is None:
+                projection = self.decoder.project(features.latent)
+            pred = self.decoder.forward_fast(projection, features.shape, coord, cell)
+        else:
+            pred = self.decoder.forward_reference(features.latent, coord, cell)
+        if self.config.use_skip:
+            pred = pred + sample_at(features.lr_norm, coord, mode="bilinear", padding_mode="border")
+        return pred * self.config.norm_std + self.config.norm_mean
+
+    def forward(self, lr_image: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return self.query(self.encode(lr_image), coord, cell)
+
+
+def create_model(name: str = "arasfsr", preset: str = "small", **overrides) -> SRModel:
+    """Build a randomly initialised model.
+
+    Args:
+        name: arasfsr, liif, lte, or an ablation: arasfsr-no-lfe, arasfsr-no-gcm, arasfsr-no-skip.
+        preset: paper, small or tiny (sizes only; same structure).
+        overrides: any `ModelConfig` field, e.g. encoder="rdn" or kl_weight=1e-4.
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}; choose one of {tuple(FAMILIES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(PRESETS)}")
+    values = {**PRESETS[preset], **FAMILIES[name], **overrides}
+    return SRModel(ModelConfig.from_dict(values))

@@ -1,0 +1,41 @@
+import numpy as np
+from PIL import Image
+
+from arasfsr.cli import main
+
+
+def test_upscale_file_and_folder(tmp_path, face_image):
+    src = tmp_path / "face.png"
+    Image.fromarray(face_image).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--scale", "3.7",
+                 "--random-weights", "tiny"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (104, 74)  # round(28 * 3.7), round(20 * 3.7)
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(face_image).save(folder / "a.jpg")
+    Image.fromarray(face_image[:, :, 0]).save(folder / "b.png")
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--size", "30x50", "--model", "bicubic"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert Image.open(tmp_path / "out" / "a.png").size == (50, 30)
+
+
+def test_folder_keeps_going_past_a_bad_file(tmp_path, face_image, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(face_image).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--scale", "2", "--model", "bicubic"]) == 1
+    assert (tmp_path / "out" / "good.png").exists()
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_clear_errors(tmp_path, face_image, capsys):
+    src = tmp_path / "face.png"
+    Image.fromarray(face_image).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "0", "--model", "bicubic"]) == 2
+    assert "scale must be" in capsys.readouterr().err
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "2",
+                 "--weights", str(tmp_path / "nope.safetensors")]) == 2
+    assert "not found" in capsys.readouterr().err

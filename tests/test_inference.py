@@ -1,0 +1,112 @@
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import arasfsr
+from arasfsr.inference import MAX_OUTPUT_PIXELS, output_size, render
+
+
+@pytest.mark.parametrize("shape,scale", [((20, 28), 2.5), ((9, 13), 3.7), ((8, 8), 1.0), ((11, 10), 16.0)])
+def test_output_size_is_rounded_input_times_scale(tiny_model, shape, scale):
+    image = Image.fromarray(np.zeros((*shape, 3), np.uint8) + 128)
+    out = arasfsr.upscale(tiny_model, image, scale=scale)
+    assert out.size == (math.floor(shape[1] * scale + 0.5), math.floor(shape[0] * scale + 0.5))
+
+
+def test_anisotropic_size(tiny_model, face_image):
+    out = arasfsr.upscale(tiny_model, face_image, size=(31, 90))
+    assert (out.height, out.width) == (31, 90) and out.mode == "RGB"
+
+
+def test_chunked_equals_unchunked(tiny_model):
+    lr = torch.rand(1, 3, 9, 12)
+    whole = render(tiny_model, lr, (23, 40), chunk_size=10_000)
+    chunked = render(tiny_model, lr, (23, 40), chunk_size=37)  # chunks cut rows mid-way
+    assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+def test_upscale_matches_model_query(tiny_model, face_image):
+    """8-bit output = round-to-nearest of the model's clamped prediction at the pixel centres."""
+    out = np.asarray(arasfsr.upscale(tiny_model, face_image, size=(40, 56)), dtype=np.float32)
+    lr = torch.from_numpy(face_image).permute(2, 0, 1).unsqueeze(0).float() / 255
+    coord = arasfsr.make_coord((40, 56)).unsqueeze(0)
+    with torch.no_grad():
+        pred = tiny_model(lr, coord, arasfsr.make_cell((40, 56)).expand_as(coord)).clamp(0, 1)
+    expected = torch.round(pred * 255).view(40, 56, 3).numpy()
+    assert np.abs(out - expected).max() <= 1  # 1 at most where a value sits on a .5 boundary
+    assert np.mean(out == expected) > 0.999
+
+
+def test_deterministic_twice_and_sampling_differs(tiny_model, face_image):
+    a = np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2))
+    b = np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2))
+    s1 = np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2, sample=True, seed=1))
+    s1b = np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2, sample=True, seed=1))
+    assert np.array_equal(a, b) and np.array_equal(s1, s1b)
+    assert not np.array_equal(a, s1)
+
+
+def test_image_modes(tiny_model, face_image):
+    rgba = np.concatenate([face_image, np.full((*face_image.shape[:2], 1), 255, np.uint8)], -1)
+    rgba[:, :10, 3] = 0  # transparent left part
+    out = arasfsr.upscale(tiny_model, Image.fromarray(rgba, "RGBA"), scale=2)
+    assert out.mode == "RGBA" and out.size == (56, 40)
+    alpha = np.asarray(out)[..., 3]
+    assert alpha[:, :16].max() < 10 and alpha[:, 24:].min() > 245  # alpha resized, not dropped
+    gray = Image.fromarray(face_image[..., 0], "L")
+    assert arasfsr.upscale(tiny_model, gray, scale=1.5).mode == "L"
+    deep = Image.fromarray(face_image[..., 0].astype(np.uint16) * 257)
+    out16 = arasfsr.upscale(tiny_model, deep, scale=2)
+    assert out16.mode == "I;16" and np.asarray(out16).max() > 255
+    palette = Image.fromarray(face_image).convert("P")
+    assert arasfsr.upscale(tiny_model, palette, scale=2).mode == "RGB"
+    cmyk = Image.fromarray(face_image).convert("CMYK")
+    assert arasfsr.upscale(tiny_model, cmyk, scale=2).mode == "RGB"
+
+
+def test_exif_orientation_is_respected(tiny_model, face_image):
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    Image.fromarray(face_image).save(buf, "JPEG", exif=exif)
+    buf.seek(0)
+    out = arasfsr.upscale(tiny_model, Image.open(buf), scale=2)
+    assert out.size == (40, 56)  # stored 28 wide x 20 high, displayed 20 wide x 28 high
+
+
+def test_bicubic_baseline_is_pil_bicubic(face_image):
+    out = arasfsr.upscale("bicubic", face_image, scale=3)
+    expected = Image.fromarray(face_image).resize((84, 60), Image.BICUBIC)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(scale=0), r"scale must be a number in \[1, 32\]"),
+    (dict(scale=-2), "scale must be"),
+    (dict(scale=float("nan")), "scale must be"),
+    (dict(scale=40), "scale must be"),
+    (dict(), "exactly one of scale or size"),
+    (dict(scale=2, size=(40, 40)), "exactly one"),
+    (dict(size=(10, 10)), "smaller than the input"),
+    (dict(size=(0, 50)), "smaller than the input"),
+    (dict(size=(40.5, 60)), "whole pixels"),
+])
+def test_bad_requests_raise(tiny_model, face_image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        arasfsr.upscale(tiny_model, face_image, **kwargs)
+
+
+def test_limits_are_named_not_clamped(tiny_model):
+    with pytest.raises(ValueError, match="at least 8x8"):
+        arasfsr.upscale(tiny_model, np.zeros((4, 30, 3), np.uint8), scale=2)
+    with pytest.raises(ValueError, match="MAX_OUTPUT_PIXELS"):
+        output_size((1000, 1000), scale=5)
+    assert MAX_OUTPUT_PIXELS >= 2048 * 2048  # the 256 -> 2048 (x8) case is allowed
+    with pytest.raises(ValueError, match="chunk_size"):
+        arasfsr.upscale(tiny_model, np.zeros((8, 8, 3), np.uint8), scale=2, chunk_size=0)
+    with pytest.raises(ValueError, match="'bicubic'"):
+        arasfsr.upscale("nearest", np.zeros((8, 8, 3), np.uint8), scale=2)
