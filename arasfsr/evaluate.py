@@ -1,5 +1,155 @@
-"""Training (placeholder until the training issue lands)."""
+"""Evaluation with the authors' protocol, any number of models side by side.
+
+    python -m arasfsr evaluate --data data/faces --split test --input-sizes 16,32,64 --scales 1.5,2,3,4,8
+
+For every (input size s, scale r): LR = bicubic(master, s) and HR = bicubic(master, round(s r)),
+both straight from the master; Y-channel PSNR (uint8 Y, full image, no shave) and SSIM
+(scikit-image). Pairs whose HR would be larger than the master are skipped (an upsampled master
+is no ground truth), so `n` says how many faces each number averages.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import psnr_y, ssim_y
 
 
-def add_arguments(parser):
-    parser.set_defaults(func=lambda args: (_ for _ in ()).throw(SystemExit("training is not implemented yet")))
+def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation: str = "bicubic",
+                  progress: bool = True) -> list[dict]:
+    """Mean Y-PSNR / SSIM of each model at each (input size, scale).
+
+    Args:
+        models: display name -> SRModel or "bicubic".
+        masters: square HR master PIL images (held-out faces).
+    Returns:
+        rows with keys model, input_size, scale, hr_size, psnr, ssim, n.
+    """
+    from tqdm import tqdm
+
+    from .data import make_eval_pair
+    from .inference import upscale
+    grid = [(s, r) for s in input_sizes for r in scales]
+    scores = {(name, s, r): ([], []) for name in models for s, r in grid}
+    for s, r in tqdm(grid, desc="evaluate", unit="setting", disable=not progress):
+        hr_size = round(s * r)
+        for master in masters:
+            if hr_size > master.size[0]:
+                continue
+            lr, hr = make_eval_pair(master, s, r, degradation)
+            for name, model in models.items():
+                out = upscale(model, lr, size=(hr_size, hr_size))
+                scores[name, s, r][0].append(psnr_y(out, hr))
+                scores[name, s, r][1].append(ssim_y(out, hr) if hr_size >= 7 else float("nan"))
+    rows = []
+    for (name, s, r), (p, q) in scores.items():
+        rows.append({"model": name, "input_size": s, "scale": r, "hr_size": round(s * r),
+                     "psnr": float(np.mean(p)) if p else float("nan"),
+                     "ssim": float(np.mean(q)) if q else float("nan"), "n": len(p)})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One row per model, one column per setting: 'PSNR / SSIM', best PSNR in bold."""
+    settings = sorted({(r["input_size"], r["scale"]) for r in rows if r["n"]})
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    by = {(r["model"], r["input_size"], r["scale"]): r for r in rows}
+    head = "| model | " + " | ".join(f"{s}->{round(s * k)} (x{k:g})" for s, k in settings) + " |"
+    lines = [head, "|---" * (len(settings) + 1) + "|"]
+    best = {st: max(by[n, *st]["psnr"] for n in names) for st in settings}
+    for name in names:
+        cells = []
+        for st in settings:
+            r = by[name, *st]
+            text = f"{r['psnr']:.2f} / {r['ssim']:.3f}"
+            cells.append(f"**{text}**" if r["psnr"] == best[st] else text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{s}->{round(s * k)}: {by[names[0], s, k]['n']}" for s, k in settings)
+    lines.append(f"\nY-PSNR (dB) / SSIM; faces per setting: {counts}.")
+    return "\n".join(lines)
+
+
+def plot_psnr_vs_scale(rows: list[dict], ax=None):
+    """PSNR against scale, one panel per input size, one line per model."""
+    import matplotlib.pyplot as plt
+    sizes = sorted({r["input_size"] for r in rows if r["n"]})
+    if ax is None:
+        _, ax = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.2), squeeze=False)
+        ax = ax[0]
+    ax = np.atleast_1d(ax)
+    for panel, s in zip(ax, sizes):
+        for name in dict.fromkeys(r["model"] for r in rows):
+            pts = sorted((r["scale"], r["psnr"]) for r in rows if r["model"] == name and r["input_size"] == s and r["n"])
+            if pts:
+                panel.plot(*zip(*pts), "o--" if name == "bicubic" else "o-", label=name)
+        panel.set(title=f"input {s} px", xlabel="scale", ylabel="Y-PSNR (dB)")
+        panel.grid(alpha=0.3)
+    ax[0].legend()
+    return ax
+
+
+def write_results(rows: list[dict], out_dir) -> dict:
+    """Write results.md, results.csv and psnr_vs_scale.png into out_dir; return their paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "results.md", "csv": out / "results.csv", "plot": out / "psnr_vs_scale.png"}
+    paths["markdown"].write_text(markdown_table(rows) + "\n")
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ax = plot_psnr_vs_scale(rows)
+    ax[0].figure.tight_layout()
+    ax[0].figure.savefig(paths["plot"], dpi=100)
+    plt.close(ax[0].figure)
+    return paths
+
+
+def _numbers(kind):
+    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", nargs="*", default=None,
+                        help="weight files to compare (default: every shipped weight file present)")
+    parser.add_argument("--data", default="data/faces", help="folder of aligned faces")
+    parser.add_argument("--split", default="test", help="manifest split to use (never the training split)")
+    parser.add_argument("--input-sizes", type=_numbers(int), default=[16, 32, 64])
+    parser.add_argument("--scales", type=_numbers(float), default=[1.5, 2, 3, 4, 8])
+    parser.add_argument("--degradation", default="bicubic", choices=["bicubic", "nn_jpeg"])
+    parser.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
+    parser.add_argument("--out", default="results", help="output folder")
+    parser.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    from .data import FaceFolder
+    from .weights import DEFAULT_WEIGHTS, default_weights_path, load_model
+    if args.split == "train":
+        raise ValueError("evaluating on the training split measures memorisation, not super-resolution")
+    paths = args.weights if args.weights else [p for n in DEFAULT_WEIGHTS if (p := default_weights_path(n)).exists()]
+    if not paths:
+        raise FileNotFoundError("no weight files given and no shipped weights found")
+    models = {}
+    for path in paths:
+        model = load_model(path)
+        name = model.training_info.get("model") or model.config.name
+        models[name if name not in models else Path(path).stem] = model
+    if not args.no_bicubic:
+        models["bicubic"] = "bicubic"
+    has_manifest = (Path(args.data) / "manifest.json").exists()
+    folder = FaceFolder(args.data, split=args.split) if has_manifest else FaceFolder(args.data)
+    if len(folder) == 0:
+        raise ValueError(f"no images in {args.data} (split {args.split!r})")
+    masters = [folder[i] for i in range(len(folder))]
+    rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation)
+    written = write_results(rows, args.out)
+    print(markdown_table(rows))
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0

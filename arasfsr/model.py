@@ -182,8 +182,15 @@ class SRModel(nn.Module):
             pred = pred + sample_at(features.lr_norm, coord, mode="bilinear", padding_mode="border")
         return pred * self.config.norm_std + self.config.norm_mean
 
-    def forward(self, lr_image: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.query(self.encode(lr_image), coord, cell)
+    def forward(self, lr_image: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+                with_kl: bool = False):
+        """encode + query in one call (the path DistributedDataParallel wraps).
+
+        Returns (B, N, 3), or ((B, N, 3), KL scalar) when with_kl.
+        """
+        features = self.encode(lr_image)
+        pred = self.query(features, coord, cell)
+        return (pred, features.kl()) if with_kl else pred
 
 
 def create_model(name: str = "arasfsr", preset: str = "small", **overrides) -> SRModel:

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from arasfsr.evaluate import evaluate_grid, markdown_table, write_results
+from arasfsr.metrics import psnr_y, rgb_to_y, ssim_y
+
+
+def test_y_channel_formula():
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], np.uint8)
+    assert rgb_to_y(rgb).tolist() == [[16, 235, 81]]  # 16 + 65.481 = 81.48 -> 81
+
+
+def test_psnr_matches_scikit_image_on_the_same_y():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    ya, yb = rgb_to_y(a), rgb_to_y(b)
+    assert psnr_y(a, b) == pytest.approx(peak_signal_noise_ratio(yb, ya, data_range=255), abs=1e-9)
+    assert ssim_y(Image.fromarray(a), Image.fromarray(b)) == pytest.approx(structural_similarity(ya, yb, data_range=255))
+    assert psnr_y(a, a) == float("inf")
+    with pytest.raises(ValueError, match="differ in size"):
+        psnr_y(a, b[:-1])
+
+
+def test_evaluate_grid_and_outputs(tmp_path, tiny_model):
+    rng = np.random.default_rng(1)
+    masters = [Image.fromarray(rng.integers(0, 256, (s, s, 3), dtype=np.uint8)) for s in (64, 64, 32)]
+    rows = evaluate_grid({"tiny": tiny_model, "bicubic": "bicubic"}, masters, [16], [1.5, 4], progress=False)
+    by = {(r["model"], r["scale"]): r for r in rows}
+    assert by["bicubic", 1.5]["n"] == 3 and by["bicubic", 4]["n"] == 2  # the 32 px master has no 64 px GT
+    assert by["tiny", 4]["psnr"] != by["bicubic", 4]["psnr"]
+    paths = write_results(rows, tmp_path)
+    assert "16->64 (x4)" in paths["markdown"].read_text() and paths["plot"].stat().st_size > 1000
+    assert len(paths["csv"].read_text().splitlines()) == 1 + 4
+    assert "| tiny |" in markdown_table(rows)

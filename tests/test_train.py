@@ -1,0 +1,107 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import arasfsr
+from arasfsr.train import TrainConfig, train
+from arasfsr.weights import read_metadata
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """A folder of smooth synthetic 'faces' (64 and 96 px) with a manifest holding train/val splits."""
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(14):
+        side = 64 if i % 2 else 96
+        y, x = np.mgrid[0:side, 0:side] / side
+        f = rng.uniform(1, 6, 3)
+        img = np.stack([np.sin(f[c] * (x + c * y) * 3) for c in range(3)], -1) * 0.4 + 0.5
+        split = "val" if i >= 12 else "train"
+        name = f"{split}/face{i:02d}.png"
+        (root / split).mkdir(exist_ok=True)
+        Image.fromarray((img * 255).astype(np.uint8)).save(root / name)
+        files.append({"name": name, "identity": f"id{i}", "size": side, "split": split})
+    (root / "manifest.json").write_text(json.dumps({"files": files}))
+    return root
+
+
+def _config(faces, out, **kw):
+    values = dict(model="arasfsr", preset="tiny", data=str(faces), out=str(out), steps=6, batch_size=4,
+                  num_queries=128, val_every=3, ckpt_every=3, input_sizes=(12, 24), threads=1)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_train_tiny_end_to_end(faces, tmp_path):
+    path = train(_config(faces, tmp_path / "run"), progress=False)
+    model = arasfsr.load_model(path)
+    info = read_metadata(path)["training"]
+    assert info["steps"] == 6 and info["scale_range"] == [1.0, 8.0] and info["input_sizes"] == [12, 24]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_psnr" in r] == [3, 6]
+    assert all(np.isfinite(r["val_psnr"]) for r in rows if "val_psnr" in r)
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert arasfsr.upscale(model, np.zeros((16, 16, 3), np.uint8), scale=2.5).size == (40, 40)
+
+
+def _run_cli(faces, out, *extra, **popen):
+    cmd = [sys.executable, "-m", "arasfsr", "train", "--preset", "tiny", "--data", str(faces), "--out", str(out),
+           "--batch-size", "4", "--num-queries", "2048", "--input-sizes", "24,24", "--threads", "1",
+           "--val-every", "1000", "--no-progress", *extra]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
+def test_resume_after_kill_continues_exactly(faces, tmp_path):
+    steps = ["--steps", "40", "--ckpt-every", "4"]
+    proc = _run_cli(faces, tmp_path / "killed", *steps)
+    ckpt = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # no clean-up: as a crash or an OOM kill would
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    assert 0 < killed_at < 40, "the run finished before it could be killed; the test proves nothing"
+    resumed = _run_cli(faces, tmp_path / "killed", *steps, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read().decode()
+    straight = _run_cli(faces, tmp_path / "straight", *steps)
+    assert straight.wait(timeout=300) == 0
+    a = load_file(str(tmp_path / "killed" / "arasfsr_tiny.safetensors"))
+    b = load_file(str(tmp_path / "straight" / "arasfsr_tiny.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), "resumed run diverged from the uninterrupted one"
+    rows = [json.loads(line) for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [10, 20, 30, 40]  # no duplicated or lost log lines
+
+
+def test_nan_guard_stops_without_saving(faces, tmp_path):
+    with pytest.raises(FloatingPointError, match="stopping without saving"):
+        train(_config(faces, tmp_path / "nan", learning_rate=1e12, steps=50, ckpt_every=1000), progress=False)
+    assert not (tmp_path / "nan" / "last.pt").exists()
+    assert not list((tmp_path / "nan").glob("*.safetensors"))
+
+
+def test_ddp_two_processes_gloo(faces, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "arasfsr", "train", "--preset", "tiny",
+           "--data", str(faces), "--out", str(tmp_path / "ddp"), "--steps", "4", "--batch-size", "2",
+           "--num-queries", "64", "--input-sizes", "12,12", "--threads", "1", "--device", "cpu",
+           "--val-every", "2", "--ckpt-every", "2", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    info = read_metadata(tmp_path / "ddp" / "arasfsr_tiny.safetensors")["training"]
+    assert info["world_size"] == 2 and info["batch_size"] == 4 and info["steps"] == 4
