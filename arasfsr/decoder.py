@@ -74,6 +74,16 @@ def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table.reshape(b * hw, d).index_select(0, flat).view(*index.shape, d)
 
 
+def in_blocks(fn, projection, latent_shape, coord, cell) -> torch.Tensor:
+    """Run a no-grad query `fn` on blocks of queries small enough that each layer's activations
+    stay in the CPU cache: the elementwise passes (bias, ReLU, gating) then cost little next to
+    the matrix products. `chunk_size` in `upscale` bounds memory; this bounds cache traffic."""
+    step = max(1, INFERENCE_BLOCK // coord.shape[0])
+    blocks = [fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step])
+              for i in range(0, coord.shape[1], step)]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+
 def to_rows(latent: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) -> (B, h*w, C), one row per LR pixel."""
     return latent.flatten(2).transpose(1, 2).contiguous()
@@ -147,13 +157,7 @@ class LocalImplicitDecoder(nn.Module):
                      coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return self._fast_autograd(projection, latent_shape, coord, cell)
-        # Inference: blocks of queries small enough that each layer's activations stay in the
-        # CPU cache; the elementwise passes (bias, ReLU, gating) then cost little next to the
-        # matrix products, and chunk_size in `upscale` only bounds memory.
-        step = max(1, INFERENCE_BLOCK // coord.shape[0])
-        blocks = [self._fast_inference(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step])
-                  for i in range(0, coord.shape[1], step)]
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        return in_blocks(self._fast_inference, projection, latent_shape, coord, cell)
 
     def _first_layer(self, projection, latent_shape, coord, cell):
         """First-layer pre-activations for the four corners: (4*B*N, D), and blend weights."""
@@ -234,6 +238,11 @@ class LTEDecoder(nn.Module):
         return to_rows(torch.cat([self.amplitude(latent), self.frequency(latent)], dim=1))
 
     def forward_fast(self, projection, latent_shape, coord, cell):
+        if torch.is_grad_enabled():
+            return self._query(projection, latent_shape, coord, cell)
+        return in_blocks(self._query, projection, latent_shape, coord, cell)
+
+    def _query(self, projection, latent_shape, coord, cell):
         h, w = latent_shape
         b, nq, _ = coord.shape
         index, _, rel, weight = local_ensemble_corners(coord, (h, w))
