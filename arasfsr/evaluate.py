@@ -72,30 +72,32 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_psnr_vs_scale(rows: list[dict], ax=None):
-    """PSNR against scale, one panel per input size, one line per model."""
-    import matplotlib.pyplot as plt
+def plot_psnr_vs_scale(rows: list[dict], axes=None):
+    """PSNR against scale, one panel per input size, one line per model.
+
+    Args:
+        axes: a sequence of matplotlib axes (one per input size); default: a new pyplot figure.
+    """
     sizes = sorted({r["input_size"] for r in rows if r["n"]})
-    if ax is None:
-        _, ax = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.2), squeeze=False)
-        ax = ax[0]
-    ax = np.atleast_1d(ax)
-    for panel, s in zip(ax, sizes):
+    if axes is None:
+        import matplotlib.pyplot as plt
+        _, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.2), squeeze=False)
+        axes = axes[0]
+    axes = np.atleast_1d(axes)
+    for panel, s in zip(axes, sizes):
         for name in dict.fromkeys(r["model"] for r in rows):
             pts = sorted((r["scale"], r["psnr"]) for r in rows if r["model"] == name and r["input_size"] == s and r["n"])
             if pts:
                 panel.plot(*zip(*pts), "o--" if name == "bicubic" else "o-", label=name)
         panel.set(title=f"input {s} px", xlabel="scale", ylabel="Y-PSNR (dB)")
         panel.grid(alpha=0.3)
-    ax[0].legend()
-    return ax
+    axes[0].legend()
+    return axes
 
 
 def write_results(rows: list[dict], out_dir) -> dict:
     """Write results.md, results.csv and psnr_vs_scale.png into out_dir; return their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "results.md", "csv": out / "results.csv", "plot": out / "psnr_vs_scale.png"}
@@ -104,10 +106,11 @@ def write_results(rows: list[dict], out_dir) -> dict:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    ax = plot_psnr_vs_scale(rows)
-    ax[0].figure.tight_layout()
-    ax[0].figure.savefig(paths["plot"], dpi=100)
-    plt.close(ax[0].figure)
+    panels = len({r["input_size"] for r in rows if r["n"]})
+    fig = Figure(figsize=(4 * panels, 3.2))
+    plot_psnr_vs_scale(rows, np.atleast_1d(fig.subplots(1, panels)))
+    fig.tight_layout()
+    fig.savefig(paths["plot"], dpi=100)
     return paths
 
 

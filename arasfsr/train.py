@@ -109,13 +109,12 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def _plot_curves(log_path: Path, png_path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     train = [r for r in rows if "loss" in r]
     val = [r for r in rows if "val_psnr" in r]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    ax = fig.subplots(1, 2)
     ax[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
     ax[0].set(xlabel="step", ylabel="Charbonnier loss", yscale="log", title="training loss")
     if val:
@@ -126,7 +125,6 @@ def _plot_curves(log_path: Path, png_path: Path) -> None:
     ax[1].set(xlabel="step", ylabel="Y-PSNR (dB)", title="validation")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
-    plt.close(fig)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
