@@ -1,2 +1,22 @@
-"""Gradio demo (placeholder until the demo lands): `python app.py`."""
-raise SystemExit("the demo is not implemented yet")
+"""The arasfsr demo: `python app.py` serves it on 0.0.0.0:7860 ($PORT or $GRADIO_SERVER_PORT to change).
+
+This is the file a Spaces-style host runs. It only builds the page (demo/ui.py) and launches it; the
+shipped weights in weights/ are loaded on start, nothing is downloaded.
+"""
+import os
+
+# Before gradio is imported: no telemetry look-ups, no Hugging Face Hub retries when offline.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    from demo.ui import LAUNCH_KWARGS, build_demo
+
+    port = int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
+    build_demo().launch(server_name=host, server_port=port, **LAUNCH_KWARGS)
+
+
+if __name__ == "__main__":
+    main()
