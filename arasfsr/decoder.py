@@ -66,22 +66,35 @@ def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], e
     return index, centre, rel, weight
 
 
-def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """table (B, h*w, D), index (..., B, N) -> (..., B, N, D)."""
+def gather_rows(table: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """table (B, h*w, D), index (..., B, N) -> (..., B, N, D) (written into `out` if given)."""
     b, hw, d = table.shape
     offset = torch.arange(b, device=index.device).view(b, 1) * hw  # image b's rows start at b*hw
     flat = (index + offset).reshape(-1)
-    return table.reshape(b * hw, d).index_select(0, flat).view(*index.shape, d)
+    table = table.reshape(b * hw, d)
+    rows = table.index_select(0, flat) if out is None else torch.index_select(table, 0, flat, out=out)
+    return rows.view(*index.shape, d)
 
 
 def in_blocks(fn, projection, latent_shape, coord, cell) -> torch.Tensor:
     """Run a no-grad query `fn` on blocks of queries small enough that each layer's activations
     stay in the CPU cache: the elementwise passes (bias, ReLU, gating) then cost little next to
-    the matrix products. `chunk_size` in `upscale` bounds memory; this bounds cache traffic."""
+    the matrix products. The blocks share one workspace of buffers, so the allocator is not asked
+    for (and the OS does not page in) fresh memory for every block. `chunk_size` in `upscale`
+    bounds memory; this bounds cache traffic."""
     step = max(1, INFERENCE_BLOCK // coord.shape[0])
-    blocks = [fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step])
+    workspace: dict[str, torch.Tensor] = {}
+    blocks = [fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step], workspace)
               for i in range(0, coord.shape[1], step)]
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+
+def buffer(workspace: dict, name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+    """A (rows, cols) scratch tensor from `workspace`, allocated once at the largest size seen."""
+    buf = workspace.get(name)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != cols:
+        buf = workspace[name] = like.new_empty(rows, cols)
+    return buf[:rows]
 
 
 def to_rows(latent: torch.Tensor) -> torch.Tensor:
@@ -159,7 +172,7 @@ class LocalImplicitDecoder(nn.Module):
             return self._fast_autograd(projection, latent_shape, coord, cell)
         return in_blocks(self._fast_inference, projection, latent_shape, coord, cell)
 
-    def _first_layer(self, projection, latent_shape, coord, cell):
+    def _first_layer(self, projection, latent_shape, coord, cell, out=None):
         """First-layer pre-activations for the four corners: (4*B*N, D), and blend weights."""
         h, w = latent_shape
         b, nq, _ = coord.shape
@@ -170,8 +183,9 @@ class LocalImplicitDecoder(nn.Module):
         cols = [n, n + 1, first.in_features - 2, first.in_features - 1]  # rel_y, rel_x, cell_y, cell_x
         w_query = first.weight[:, cols]  # (D, 4)
         # per-pixel projection gathered for each corner + the rank-4 per-query part
-        x = gather_rows(projection, index).view(4 * b * nq, -1)  # (4BN, D)
-        x = torch.addmm(x, torch.cat([rel, rel_cell], -1).view(-1, 4), w_query.t())
+        x = gather_rows(projection, index, out=out).view(4 * b * nq, -1)  # (4BN, D)
+        query_part = torch.cat([rel, rel_cell], -1).view(-1, 4)
+        x = torch.addmm(x, query_part, w_query.t()) if out is None else x.addmm_(query_part, w_query.t())
         return x, weight
 
     def _fast_autograd(self, projection, latent_shape, coord, cell):
@@ -192,24 +206,27 @@ class LocalImplicitDecoder(nn.Module):
         pred = self.out(x).view(4, b, nq, 3)
         return (pred * weight.unsqueeze(-1)).sum(0)
 
-    def _fast_inference(self, projection, latent_shape, coord, cell):
+    def _fast_inference(self, projection, latent_shape, coord, cell, workspace):
         """Same numbers as `_fast_autograd` with fewer passes over memory: W [h; m] is computed
-        as W_h h + W_m m (no concatenated copy), in place where autograd is off."""
+        as W_h h + W_m m (no concatenated copy), in place, in reused buffers."""
         b, nq, _ = coord.shape
-        x, weight = self._first_layer(projection, latent_shape, coord, cell)
+        rows, d = 4 * b * nq, self.layers[0].out_features
+        x, weight = self._first_layer(projection, latent_shape, coord, cell,
+                                      out=buffer(workspace, "h0", rows, d, projection))
         h = x.relu_()  # (4BN, D)
+        spare = buffer(workspace, "h1", rows, d, projection)
         if self.use_gcm:
-            d = h.shape[1]
             gates = [g.reshape(b * nq, d) for g in self.sine(coord)]  # (BN, D) each, once per query
-            m = torch.mul(h.view(4, -1, d), gates[0]).view(-1, d)
+            m = buffer(workspace, "m", rows, d, projection)
+            torch.mul(h.view(4, -1, d), gates[0], out=m.view(4, -1, d))
             for layer, g in zip(self.layers[1:], gates[1:]):
-                h = torch.addmm(layer.bias, h, layer.weight[:, :d].t())
+                h, spare = torch.addmm(layer.bias, h, layer.weight[:, :d].t(), out=spare), h
                 h.addmm_(m, layer.weight[:, d:].t()).relu_()
-                m = torch.mul(h.view(4, -1, d), g, out=m.view(4, -1, d)).view(-1, d)  # m = h * g
+                torch.mul(h.view(4, -1, d), g, out=m.view(4, -1, d))  # m = h * g
             h = m
         else:
             for layer in self.layers[1:]:
-                h = torch.addmm(layer.bias, h, layer.weight.t()).relu_()
+                h, spare = torch.addmm(layer.bias, h, layer.weight.t(), out=spare).relu_(), h
         pred = torch.addmm(self.out.bias, h, self.out.weight.t())
         return (pred.view(4, b, nq, 3) * weight.unsqueeze(-1)).sum(0)
 
@@ -242,7 +259,7 @@ class LTEDecoder(nn.Module):
             return self._query(projection, latent_shape, coord, cell)
         return in_blocks(self._query, projection, latent_shape, coord, cell)
 
-    def _query(self, projection, latent_shape, coord, cell):
+    def _query(self, projection, latent_shape, coord, cell, workspace=None):
         h, w = latent_shape
         b, nq, _ = coord.shape
         index, _, rel, weight = local_ensemble_corners(coord, (h, w))
