@@ -59,11 +59,11 @@ def markdown_table(rows: list[dict]) -> str:
     by = {(r["model"], r["input_size"], r["scale"]): r for r in rows}
     head = "| model | " + " | ".join(f"{s}->{round(s * k)} (x{k:g})" for s, k in settings) + " |"
     lines = [head, "|---" * (len(settings) + 1) + "|"]
-    best = {st: max(by[n, *st]["psnr"] for n in names) for st in settings}
+    best = {st: max(by[(n, *st)]["psnr"] for n in names) for st in settings}
     for name in names:
         cells = []
         for st in settings:
-            r = by[name, *st]
+            r = by[(name, *st)]
             text = f"{r['psnr']:.2f} / {r['ssim']:.3f}"
             cells.append(f"**{text}**" if r["psnr"] == best[st] else text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -90,14 +89,16 @@ def validation_set(data: str, input_size: int = 16, scale: float = 4.0, limit: i
 
 
 def validate(model, pairs) -> float:
+    """Mean Y-PSNR of a model (or "bicubic") over (lr, hr) pairs; NaN without pairs."""
     from .inference import upscale
     from .metrics import psnr_y
     if not pairs:
         return float("nan")
+    if isinstance(model, str):
+        return float(np.mean([psnr_y(upscale(model, lr, size=hr.size[::-1]), hr) for lr, hr in pairs]))
     was_training = model.training
-    model.eval()
-    psnr = float(np.mean([psnr_y(upscale(model, lr, size=hr.size[::-1], device=next(model.parameters()).device), hr)
-                          for lr, hr in pairs]))
+    device = next(model.parameters()).device
+    psnr = float(np.mean([psnr_y(upscale(model, lr, size=hr.size[::-1], device=device), hr) for lr, hr in pairs]))
     model.train(was_training)
     return psnr
 
@@ -178,7 +179,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     collate = SRBatchCollate(cfg.input_sizes, cfg.scale_range, cfg.num_queries, cfg.degradation, seed=cfg.seed)
     batches = Batches(masters, collate, cfg.batch_size, cfg.seed, rank)
     val_pairs = validation_set(cfg.data) if rank == 0 else []
-    bicubic_val = validate_bicubic(val_pairs)
+    bicubic_val = validate("bicubic", val_pairs)
 
     net = model
     if distributed:
@@ -254,12 +255,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if distributed:
         dist.barrier()
     return export
-
-
-def validate_bicubic(pairs) -> float:
-    from .inference import upscale
-    from .metrics import psnr_y
-    return float(np.mean([psnr_y(upscale("bicubic", lr, size=hr.size[::-1]), hr) for lr, hr in pairs])) if pairs else float("nan")
 
 
 def _pair(kind):

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 import arasfsr
 from arasfsr import inference, weights
+from arasfsr.metrics import psnr_y
 
 # ----------------------------------------------------------------------------- limits
 MAX_UPLOAD_MB = 10                   # per file, also enforced by the server before upload ends
@@ -486,11 +487,6 @@ def zoom_view(bicubic_path, result_path, center=(0.5, 0.45), labels=("Bicubic", 
 
 
 # ----------------------------------------------------------------------------- robustness
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def _db(value: float) -> str:
     return "identical" if math.isinf(value) else f"{value:.2f} dB"
 
@@ -541,7 +537,7 @@ def robustness(path, out_side=256, model_label: str = DEFAULT_MODEL,
     if not used:
         raise InputError("No input size fits: " + "; ".join(skipped) + ".")
 
-    columns, rows = [], ["| Input | Scale | Model time | PSNR bicubic | PSNR model |", "|---|---|---|---|---|"]
+    columns, rows = [], ["| Input | Scale | Model time | Y-PSNR bicubic | Y-PSNR model |", "|---|---|---|---|---|"]
     for k, (lr_h, lr_w) in enumerate(used):
         lr = rgb.resize((lr_w, lr_h), Image.BICUBIC)
         bicubic = arasfsr.upscale("bicubic", lr, size=(out_h, out_w))
@@ -551,8 +547,7 @@ def robustness(path, out_side=256, model_label: str = DEFAULT_MODEL,
         seconds = time.perf_counter() - started
         columns.append((f"{lr_h} px -> {out_h}", lr.resize((out_w, out_h), Image.NEAREST), bicubic, result))
         if reference_is_real:
-            ref = np.asarray(reference)
-            psnr = " | ".join(_db(_psnr(np.asarray(image), ref)) for image in (bicubic, result))
+            psnr = " | ".join(_db(psnr_y(image, reference)) for image in (bicubic, result))
         else:
             psnr = "- | -"
         rows.append(f"| {lr_w} x {lr_h} px | x{out_h / lr_h:.2f} | {seconds:.2f} s | {psnr} |")

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import arasfsr
 from arasfsr.coords import make_cell, make_coord, sample_at
