@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .coords import make_coord
+from .coords import make_coord, pixel_centres
 from .gcm import SineStream
 
 # Corner shifts (vy, vx) of the local ensemble, in this order; flipping this axis maps each
@@ -54,15 +54,26 @@ def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], e
     pix = ((shifted + 1) * (size / 2)).floor_().long()
     pix[..., 0].clamp_(0, h - 1)
     pix[..., 1].clamp_(0, w - 1)
-    half = 1.0 / size  # same formula as coords.make_coord: centre_i = -1 + r + 2 r i
-    centre = -1 + half + 2 * half * pix.to(coord.dtype)
+    centre = torch.stack([pixel_centres(h, pix[..., 0].to(coord.dtype)),
+                          pixel_centres(w, pix[..., 1].to(coord.dtype))], dim=-1)
     rel = (coord.unsqueeze(0) - centre) * size
     index = pix[..., 0] * w + pix[..., 1]
     # Area blend: the area of the rectangle between the query and corner t's latent centre
     # grows as that latent gets farther away, so each corner takes the area of its *diagonal
     # partner* (the opposite rectangle): nearer latents weigh more, and the weights sum to 1.
-    area = (rel[..., 0] * rel[..., 1]).abs() + 1e-9
-    weight = area.flip(0) / area.sum(0, keepdim=True)
+    # That area weight factorises per axis, |d_partner| / (|d_low| + |d_high|), and we compute
+    # it per axis so that the one degenerate case is decided by a rule, not by rounding: at the
+    # border both corners of an axis read the same pixel (both offsets can be 0, giving 0 / 0);
+    # their predictions are then equal on that axis and each takes half.
+    dist = rel.abs()  # (4, B, N, 2); corners 0,1 are low in y, 0,2 are low in x
+    axis_weight = []
+    for axis, (low, high) in enumerate(((0, 2), (0, 1))):
+        d_low, d_high = dist[low, ..., axis], dist[high, ..., axis]
+        same = pix[low, ..., axis] == pix[high, ..., axis]
+        w_low = torch.where(same, torch.full_like(d_low, 0.5), d_high / (d_low + d_high).clamp_min(1e-12))
+        axis_weight.append((w_low, 1 - w_low))
+    (wy_low, wy_high), (wx_low, wx_high) = axis_weight
+    weight = torch.stack([wy_low * wx_low, wy_low * wx_high, wy_high * wx_low, wy_high * wx_high])
     return index, centre, rel, weight
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .coords import make_cell
+from .coords import grid_coord, make_cell
 
 MAX_SCALE = 32.0                  # per axis
 MIN_INPUT_SIDE = 8                # px
@@ -131,9 +131,7 @@ def render(model, lr_image: torch.Tensor, out_size: tuple[int, int], chunk_size:
     for start in range(0, total, chunk_size):
         flat = torch.arange(start, min(start + chunk_size, total), device=device)
         # pixel centres of the output grid, computed per chunk: no full-size coordinate tensor
-        rows = -1 + (2 * torch.div(flat, width, rounding_mode="floor") + 1) / height
-        cols = -1 + (2 * (flat % width) + 1) / width
-        coord = torch.stack([rows, cols], dim=-1).unsqueeze(0).float()
+        coord = grid_coord(out_size, flat).unsqueeze(0)
         rgb = model.query(features, coord, cell.expand_as(coord))
         result[start:start + len(flat)] = rgb[0].clamp_(0, 1).cpu()
         if progress is not None:

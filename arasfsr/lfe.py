@@ -16,13 +16,20 @@ from torch import nn
 from .encoder import ResBlock, conv3x3
 
 
-class _ConvStack(nn.Module):
-    """conv-LeakyReLU head, residual blocks with a long skip, conv tail."""
+# Activation inside the residual blocks. The authors' network uses plain ReLU (as EDSR does);
+# weight files of format 1 were trained with LeakyReLU(0.01) and load with "leaky_relu".
+BLOCK_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 
-    def __init__(self, in_channels: int, channels: int, blocks: int, out_channels: int):
+
+class _ConvStack(nn.Module):
+    """conv-LeakyReLU(0.2) head, residual blocks (conv-act-conv) with a long skip, conv tail."""
+
+    def __init__(self, in_channels: int, channels: int, blocks: int, out_channels: int,
+                 block_activation: str = "relu"):
         super().__init__()
+        activation = BLOCK_ACTIVATIONS[block_activation]
         self.head = nn.Sequential(conv3x3(in_channels, channels), nn.LeakyReLU(0.2))
-        self.body = nn.Sequential(*[ResBlock(channels, nn.LeakyReLU) for _ in range(blocks)],
+        self.body = nn.Sequential(*[ResBlock(channels, activation) for _ in range(blocks)],
                                   conv3x3(channels, channels))
         self.tail = conv3x3(channels, out_channels)
 
@@ -34,12 +41,14 @@ class _ConvStack(nn.Module):
 class LocalFrequencyEstimator(nn.Module):
     """(B, 3, h, w) normalised LR -> F_f (B, out_channels, h, w), plus mu and log-variance."""
 
-    def __init__(self, channels: int = 64, blocks: int = 4, latent_channels: int = 64, out_channels: int = 8):
+    def __init__(self, channels: int = 64, blocks: int = 4, latent_channels: int = 64, out_channels: int = 8,
+                 block_activation: str = "relu"):
         super().__init__()
         self.latent_channels = latent_channels
         self.out_channels = out_channels
-        self.encoder = _ConvStack(3, channels, blocks, 2 * latent_channels)  # -> (mu, log sigma^2)
-        self.decoder = _ConvStack(latent_channels, channels, blocks, out_channels)
+        # -> (mu, log sigma^2)
+        self.encoder = _ConvStack(3, channels, blocks, 2 * latent_channels, block_activation)
+        self.decoder = _ConvStack(latent_channels, channels, blocks, out_channels, block_activation)
 
     def forward(self, lr_norm: torch.Tensor, sample: bool = False,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

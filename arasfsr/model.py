@@ -23,7 +23,7 @@ from torch import nn
 from .coords import sample_at
 from .decoder import LocalImplicitDecoder, LTEDecoder
 from .encoder import ENCODERS
-from .lfe import LocalFrequencyEstimator, kl_divergence
+from .lfe import BLOCK_ACTIVATIONS, LocalFrequencyEstimator, kl_divergence
 
 MODEL_NAMES = ("arasfsr", "liif", "lte")
 
@@ -44,7 +44,7 @@ class ModelConfig:
     lfe_blocks: int = 4
     lfe_latent_channels: int = 64
     lfe_out_channels: int = 8
-    kl_weight: float = 0.0           # defined by the authors, unused in their training
+    lfe_activation: str = "relu"     # inside the LFE's residual blocks (format-1 files: "leaky_relu")
     use_gcm: bool = True
     gcm_frequencies: int = 10
     use_skip: bool = True
@@ -56,6 +56,8 @@ class ModelConfig:
             raise ValueError(f"unknown model name {self.name!r}; choose one of {MODEL_NAMES}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {tuple(ENCODERS)}")
+        if self.lfe_activation not in BLOCK_ACTIVATIONS:
+            raise ValueError(f"unknown lfe_activation {self.lfe_activation!r}; choose one of {tuple(BLOCK_ACTIVATIONS)}")
         if self.name == "lte" and (self.use_lfe or self.use_gcm):
             raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
 
@@ -127,7 +129,7 @@ class SRModel(nn.Module):
         else:
             self.encoder = ENCODERS[c.encoder](c.encoder_channels, c.encoder_blocks)
         self.lfe = LocalFrequencyEstimator(c.lfe_channels, c.lfe_blocks, c.lfe_latent_channels,
-                                           c.lfe_out_channels) if c.use_lfe else None
+                                           c.lfe_out_channels, c.lfe_activation) if c.use_lfe else None
         latent_channels = c.encoder_channels + (c.lfe_out_channels if c.use_lfe else 0)
         if c.name == "lte":
             self.decoder = LTEDecoder(latent_channels, c.hidden_dim, c.hidden_layers)
@@ -199,7 +201,7 @@ def create_model(name: str = "arasfsr", preset: str = "small", **overrides) -> S
     Args:
         name: arasfsr, liif, lte, or an ablation: arasfsr-no-lfe, arasfsr-no-gcm, arasfsr-no-skip.
         preset: paper, small or tiny (sizes only; same structure).
-        overrides: any `ModelConfig` field, e.g. encoder="rdn" or kl_weight=1e-4.
+        overrides: any `ModelConfig` field, e.g. encoder="rdn".
     """
     if name not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; choose one of {tuple(FAMILIES)}")

@@ -151,7 +151,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     ckpt_path, log_path = out / "last.pt", out / "log.jsonl"
 
     torch.manual_seed(cfg.seed + rank)
-    model = create_model(cfg.model, preset=cfg.preset, kl_weight=cfg.kl_weight).to(device)
+    model = create_model(cfg.model, preset=cfg.preset).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     milestone = max(1, int(cfg.steps * cfg.lr_decay_at))
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [milestone], gamma=0.1)

@@ -17,7 +17,10 @@ from safetensors.torch import save_file
 
 from .model import ModelConfig, SRModel
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# Format 1 (arasfsr 0.1): LFE residual blocks with LeakyReLU(0.01), `kl_weight` (a loss weight)
+# inside the model config. Such files still load, as the network they were trained as.
+READABLE_VERSIONS = ("1", "2")
 KNOWN_METADATA = {"format", "format_version", "config", "training"}
 # The shipped weights live in the repository's weights/ folder, next to the package.
 WEIGHTS_DIR = Path(os.environ.get("ARASFSR_WEIGHTS_DIR", Path(__file__).resolve().parent.parent / "weights"))
@@ -63,14 +66,25 @@ def read_metadata(path: str | os.PathLike) -> dict:
         meta = f.metadata() or {}
     if meta.get("format") != "arasfsr":
         raise ValueError(f"{path} is not an arasfsr weight file (no 'format: arasfsr' in its metadata)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has weight format version {meta.get('format_version')!r}; this arasfsr "
-                         f"reads version {FORMAT_VERSION!r}: upgrade arasfsr or re-export the weights")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"{path} has weight format version {version!r}; this arasfsr "
+                         f"reads versions {READABLE_VERSIONS}: upgrade arasfsr or re-export the weights")
     unknown = sorted(set(meta) - KNOWN_METADATA)
     if unknown:
         raise ValueError(f"{path} has unknown metadata keys {unknown}")
-    return {"format_version": meta["format_version"], "config": json.loads(meta["config"]),
-            "training": json.loads(meta.get("training", "{}"))}
+    config = json.loads(meta["config"])
+    if version == "1":
+        config = upgrade_config_v1(config)
+    return {"format_version": version, "config": config, "training": json.loads(meta.get("training", "{}"))}
+
+
+def upgrade_config_v1(config: dict) -> dict:
+    """A format-1 model config as a format-2 one describing the same network."""
+    config = dict(config)
+    config.pop("kl_weight", None)  # a training setting, now in TrainConfig
+    config.setdefault("lfe_activation", "leaky_relu")
+    return config
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> SRModel:

@@ -130,8 +130,7 @@ def test_skip_switch_changes_the_output():
     assert torch.allclose(diff, skip, atol=1e-5)
 
 
-def test_kl_weight_defaults_to_zero_and_rdn_encoder_option():
-    assert ModelConfig().kl_weight == 0.0
+def test_rdn_encoder_option():
     model = arasfsr.create_model("arasfsr", preset="tiny", encoder="rdn", rdn_growth=8, rdn_layers=2)
     assert model(torch.rand(1, 3, 8, 8), torch.zeros(1, 4, 2), torch.full((1, 4, 2), 0.1)).shape == (1, 4, 3)
 
