@@ -17,7 +17,44 @@ import io
 import numpy as np
 from PIL import Image
 
-KINDS = ("bicubic", "nn_jpeg")
+KINDS = ("bicubic", "nn_jpeg", "realistic", "jpeg<Q>")
+
+
+def check_kind(kind: str) -> str:
+    """Validate a degradation name: bicubic, nn_jpeg, realistic, or jpegQ (bicubic, then JPEG at
+    quality Q in 1..95, e.g. jpeg40)."""
+    if kind in KINDS[:3]:
+        return kind
+    if kind.startswith("jpeg") and kind[4:].isdigit() and 1 <= int(kind[4:]) <= 95:
+        return kind
+    raise ValueError(f"unknown degradation {kind!r}; choose bicubic, nn_jpeg, realistic or jpegQ "
+                     f"(Q = JPEG quality 1-95, e.g. jpeg40)")
+
+
+# The "realistic" training degradation: what ordinary photos suffer, each factor randomised.
+REALISTIC = dict(blur_probability=0.5, blur_sigma_lr=(0.3, 1.2),   # Gaussian blur, in LR pixels
+                 noise_probability=0.5, noise_sigma=(1.0, 6.0),    # white noise, 0..255 units
+                 jpeg_quality=(30, 95))                            # always JPEG, quality uniform
+
+
+def realistic(img: Image.Image, size: tuple[int, int], rng: int | np.random.Generator) -> Image.Image:
+    """A randomised real-world LR: blur the master (p = 0.5, sigma 0.3-1.2 LR px), PIL bicubic
+    resize, white noise (p = 0.5, sigma 1-6 levels), JPEG at a quality drawn from 30-95.
+
+    Args:
+        img: HR master, PIL RGB.
+        size: (height, width) of the LR image.
+        rng: int seed or numpy Generator (the same seed gives the same bytes).
+    """
+    rng = _as_generator(rng)
+    p = REALISTIC
+    if rng.random() < p["blur_probability"]:
+        sigma_lr = rng.uniform(*p["blur_sigma_lr"])
+        img = gaussian_blur(img, sigma_lr * img.size[1] / size[0])  # LR px -> master px
+    out = bicubic_resize(img, size)
+    if rng.random() < p["noise_probability"]:
+        out = add_noise(out, rng.uniform(*p["noise_sigma"]), rng)
+    return jpeg(out, int(rng.integers(p["jpeg_quality"][0], p["jpeg_quality"][1] + 1)))
 
 
 def _pil_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -113,6 +150,8 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
             jpeg_quality: int = 65) -> Image.Image:
     """Make an LR image of `size` = (height, width) from an HR master.
 
+    Kinds: "bicubic" (the protocol), "nn_jpeg" (the authors' real-world set), "jpegQ" (bicubic,
+    then JPEG at quality Q), "realistic" (randomised blur/noise/JPEG, needs `rng`; see `realistic`).
     Order: blur the master (if blur_sigma > 0), resize ("bicubic": PIL bicubic; "nn_jpeg": nearest
     neighbour), add noise (if noise_sigma > 0), then JPEG (only for "nn_jpeg").
 
@@ -127,15 +166,20 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
     Returns:
         PIL image of the requested size.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown degradation kind {kind!r}; choose one of {', '.join(KINDS)}")
+    kind = check_kind(kind)
+    if kind == "realistic":
+        if rng is None:
+            raise ValueError("the realistic degradation is random: give rng (an int seed or numpy Generator)")
+        return realistic(img, size, rng)
+    if kind.startswith("jpeg"):
+        jpeg_quality, kind = int(kind[4:]), "bicubic_jpeg"
     if noise_sigma > 0 and rng is None:
         raise ValueError("noise_sigma > 0 needs rng (an int seed or numpy Generator) so the result is reproducible")
     if blur_sigma > 0:
         img = gaussian_blur(img, blur_sigma)
-    out = bicubic_resize(img, size) if kind == "bicubic" else nearest_resize(img, size)
+    out = nearest_resize(img, size) if kind == "nn_jpeg" else bicubic_resize(img, size)
     if noise_sigma > 0:
         out = add_noise(out, noise_sigma, rng)
-    if kind == "nn_jpeg":
+    if kind in ("nn_jpeg", "bicubic_jpeg"):
         out = jpeg(out, jpeg_quality)
     return out

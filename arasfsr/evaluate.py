@@ -118,6 +118,17 @@ def _numbers(kind):
     return lambda text: [kind(v) for v in text.split(",") if v.strip()]
 
 
+def _degradation(text: str) -> str:
+    from .degrade import check_kind
+    try:
+        kind = check_kind(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    if kind == "realistic":
+        raise argparse.ArgumentTypeError("realistic is random: evaluate with a fixed one (e.g. jpeg40)")
+    return kind
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", nargs="*", default=None,
                         help="weight files to compare (default: every shipped weight file present)")
@@ -125,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="manifest split to use (never the training split)")
     parser.add_argument("--input-sizes", type=_numbers(int), default=[16, 32, 64])
     parser.add_argument("--scales", type=_numbers(float), default=[1.5, 2, 3, 4, 8])
-    parser.add_argument("--degradation", default="bicubic", choices=["bicubic", "nn_jpeg"])
+    parser.add_argument("--degradation", default="bicubic", type=_degradation,
+                        help="LR operator: bicubic (the protocol), nn_jpeg, or jpegQ, e.g. jpeg40")
     parser.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
     parser.add_argument("--out", default="results", help="output folder")
     parser.set_defaults(func=_main)

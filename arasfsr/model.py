@@ -185,13 +185,16 @@ class SRModel(nn.Module):
         return pred * self.config.norm_std + self.config.norm_mean
 
     def forward(self, lr_image: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
-                with_kl: bool = False):
+                with_kl: bool = False, with_features: bool = False):
         """encode + query in one call (the path DistributedDataParallel wraps).
 
-        Returns (B, N, 3), or ((B, N, 3), KL scalar) when with_kl.
+        Returns (B, N, 3); ((B, N, 3), KL scalar) when with_kl; ((B, N, 3), Features) when
+        with_features (the trainer reads the LFE's log-variance from them).
         """
         features = self.encode(lr_image)
         pred = self.query(features, coord, cell)
+        if with_features:
+            return pred, features
         return (pred, features.kl()) if with_kl else pred
 
 

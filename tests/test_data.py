@@ -67,8 +67,37 @@ def test_degradations_sizes_and_determinism():
 
 def test_degrade_errors():
     master = smooth_image(32)
-    with pytest.raises(ValueError, match="unknown degradation kind"):
+    with pytest.raises(ValueError, match="unknown degradation"):
         degrade(master, (8, 8), kind="bilinear")
+    with pytest.raises(ValueError, match="unknown degradation"):
+        degrade(master, (8, 8), kind="jpeg0")
+    with pytest.raises(ValueError, match="rng"):
+        degrade(master, (8, 8), kind="realistic")
+
+
+def test_realistic_and_jpeg_degradations():
+    from arasfsr.degrade import jpeg
+    master = smooth_image(64)
+    a = degrade(master, (16, 16), "realistic", rng=3)
+    assert a.size == (16, 16) and a.tobytes() == degrade(master, (16, 16), "realistic", rng=3).tobytes()
+    variants = {degrade(master, (16, 16), "realistic", rng=s).tobytes() for s in range(8)}
+    assert len(variants) == 8  # randomised: eight seeds, eight different inputs
+    q40 = degrade(master, (16, 16), "jpeg40")
+    assert q40.tobytes() == jpeg(bicubic_resize(master, (16, 16)), 40).tobytes()
+
+
+def test_hflip_mirrors_faces_and_keeps_batches_reproducible():
+    from arasfsr.data import SRBatchCollate
+    # an asymmetric master: bright left half
+    arr = np.zeros((32, 32, 3), np.uint8)
+    arr[:, :16] = 255
+    master = Image.fromarray(arr)
+    collate = SRBatchCollate((16, 16), (1, 1), 16, hflip=True)
+    lefts = [collate([master] * 8, rng=np.random.default_rng(k))["lr"][:, 0, 8, 2] for k in range(4)]
+    lefts = torch.cat(lefts)
+    assert (lefts > 0.9).any() and (lefts < 0.1).any()  # some faces mirrored, some not
+    again = collate([master] * 8, rng=np.random.default_rng(0))["lr"][:, 0, 8, 2]
+    assert torch.equal(again, lefts[:8])
     with pytest.raises(ValueError, match="rng"):
         degrade(master, (8, 8), noise_sigma=2.0)
     with pytest.raises(ValueError, match="height, width"):

@@ -74,7 +74,7 @@ def test_resume_after_kill_continues_exactly(faces, tmp_path):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)  # no clean-up: as a crash or an OOM kill would
     proc.wait()
-    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    killed_at = torch.load(ckpt, weights_only=True)["step"]
     assert 0 < killed_at < 40, "the run finished before it could be killed; the test proves nothing"
     resumed = _run_cli(faces, tmp_path / "killed", *steps, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read().decode()
@@ -92,6 +92,73 @@ def test_nan_guard_stops_without_saving(faces, tmp_path):
         train(_config(faces, tmp_path / "nan", learning_rate=1e12, steps=50, ckpt_every=1000), progress=False)
     assert not (tmp_path / "nan" / "last.pt").exists()
     assert not list((tmp_path / "nan").glob("*.safetensors"))
+
+
+def test_guard_never_keeps_exploded_weights_as_good(faces, tmp_path):
+    # lr 1e9 with a checkpoint every step: the loss stays finite for a step or two while the
+    # weights jump to ~1e9; such weights must never become "the last good checkpoint"
+    with pytest.raises(FloatingPointError, match="exploded|not finite"):
+        train(_config(faces, tmp_path / "boom", learning_rate=1e9, steps=20, ckpt_every=1, warmup_steps=0),
+              progress=False)
+    ckpt = tmp_path / "boom" / "last.pt"
+    if ckpt.exists():  # whatever was kept must be sane
+        state = torch.load(ckpt, weights_only=True)
+        assert all(torch.isfinite(v).all() and v.abs().max() < 1e4 for v in state["model"].values())
+    assert not list((tmp_path / "boom").glob("*.safetensors"))
+
+
+class _Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_resume_runs_no_code_from_the_checkpoint(faces, tmp_path):
+    run = tmp_path / "evil"
+    run.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"model": _Payload(marker), "step": 1}, run / "last.pt")
+    with pytest.raises(ValueError, match="cannot be resumed safely"):
+        train(_config(faces, run), resume=True, progress=False)
+    assert not marker.exists()
+
+
+def test_resume_applies_a_changed_learning_rate_and_says_so(faces, tmp_path, capsys):
+    run = tmp_path / "lr"
+    train(_config(faces, run, steps=4, ckpt_every=4, val_every=100, warmup_steps=0), progress=False)
+    train(_config(faces, run, steps=8, ckpt_every=4, val_every=100, warmup_steps=0, learning_rate=1e-5),
+          resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert "learning_rate 0.0004 -> 1e-05" in err and "steps 4 -> 8" in err
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows if "loss" in r and r["step"] > 4] == [pytest.approx(1e-6)]  # x0.1 after 80%
+    with pytest.raises(ValueError, match="cannot be resumed as"):
+        train(_config(faces, run, model="lte", steps=12), resume=True, progress=False)
+
+
+def test_log_holds_what_tells_a_collapse(faces, tmp_path):
+    run = tmp_path / "log"
+    train(_config(faces, run, steps=10, val_every=5, ckpt_every=10), progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "loss" in r]
+    assert {"grad_norm", "logvar_min", "logvar_max"} <= set(train_rows[0])
+    assert any(k.startswith("loss_x") for k in train_rows[0])
+    val = [r for r in rows if "val_psnr" in r]
+    assert val and all("ema_val_psnr" in r for r in val)
+
+
+def test_workers_build_the_same_batches(faces):
+    from arasfsr.data import SRBatchCollate
+    from arasfsr.train import Batches, batch_loader, training_masters
+    batches = Batches(training_masters(str(faces)), SRBatchCollate((12, 24), (1, 4), 32, hflip=True), 4, 0, 0, 6)
+    inline = list(batch_loader(batches, 2, workers=0))
+    parallel = list(batch_loader(batches, 2, workers=2))
+    assert len(inline) == len(parallel) == 4
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(inline, parallel) for k in a)
 
 
 def test_ddp_two_processes_gloo(faces, tmp_path):

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import get_worker_info
 
 from ..coords import make_coord
-from ..degrade import bicubic_resize, degrade
+from ..degrade import bicubic_resize, check_kind, degrade
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -50,24 +50,32 @@ class SRBatchCollate:
     Queries. `num_queries` HR pixels per sample, without replacement. An HR image with fewer pixels
     contributes every pixel once plus extra pixels drawn with replacement to fill up to num_queries.
 
-    Randomness. A numpy Generator seeded with (seed, worker id, call counter): with num_workers=0
-    the batches are reproducible for a given seed and data order. DataLoader workers restart
-    from a fresh copy every epoch, so there the key also holds the loader's per-epoch worker seed;
-    those runs are reproducible when torch is seeded (torch.manual_seed or the loader's generator).
+    Randomness. Pass `rng` to make a batch a pure function of it (the trainer does: batch k uses a
+    generator seeded with (seed, rank, k), in the main process or in any DataLoader worker).
+    Without `rng`, a numpy Generator seeded with (seed, worker id, call counter): with
+    num_workers=0 the batches are reproducible for a given seed and data order. DataLoader workers
+    restart from a fresh copy every epoch, so there the key also holds the loader's per-epoch worker
+    seed; those runs are reproducible when torch is seeded.
+
+    Augmentation. With `hflip`, each face is mirrored left-right with probability 1/2 (an aligned
+    face mirrored is still an aligned face, so the global coordinate prior stays valid).
 
     Args:
         input_sizes: inclusive (min, max) LR side in pixels.
         scale_range: (min, max) upscaling factor.
         num_queries: HR pixels sampled per image (N).
-        degradation: "bicubic", "nn_jpeg", or a callable (master, (s, s), rng) -> PIL LR image.
+        degradation: "bicubic", "nn_jpeg", "realistic", "jpegQ", or a callable
+            (master, (s, s), rng) -> PIL LR image.
         seed: base seed.
+        hflip: random horizontal flips.
     Returns (per call) a dict of tensors:
         lr (B, 3, s, s) in [0, 1]; coord (B, N, 2) (row, col) pixel centres of the queried HR pixels;
         cell (B, N, 2) = (2 / H_hr, 2 / W_hr); gt (B, N, 3) in [0, 1]; scale (B,) = H_hr / s.
     """
 
     def __init__(self, input_sizes: tuple[int, int] = (16, 64), scale_range: tuple[float, float] = (1.0, 8.0),
-                 num_queries: int = 1024, degradation: str | Callable = "bicubic", seed: int = 0):
+                 num_queries: int = 1024, degradation: str | Callable = "bicubic", seed: int = 0,
+                 hflip: bool = False):
         lo, hi = input_sizes
         if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi:
             raise ValueError(f"input_sizes must be integers with 1 <= min <= max, got {input_sizes}")
@@ -75,13 +83,14 @@ class SRBatchCollate:
             raise ValueError(f"scale_range must satisfy 1 <= min <= max, got {scale_range}")
         if num_queries < 1:
             raise ValueError(f"num_queries must be >= 1, got {num_queries}")
-        if isinstance(degradation, str) and degradation not in ("bicubic", "nn_jpeg"):
-            raise ValueError(f"degradation must be 'bicubic', 'nn_jpeg' or a callable, got {degradation!r}")
+        if isinstance(degradation, str):
+            check_kind(degradation)
         self.input_sizes = (int(lo), int(hi))
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.num_queries = int(num_queries)
         self.degradation = degradation
         self.seed = int(seed)
+        self.hflip = bool(hflip)
         self.calls = 0
 
     def _rng(self) -> np.random.Generator:
@@ -97,18 +106,21 @@ class SRBatchCollate:
     def _lr(self, master: Image.Image, s: int, rng: np.random.Generator) -> Image.Image:
         if callable(self.degradation):
             return self.degradation(master, (s, s), rng)
-        return degrade(master, (s, s), kind=self.degradation)
+        return degrade(master, (s, s), kind=self.degradation, rng=rng)
 
-    def __call__(self, masters: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+    def __call__(self, masters: Sequence[Image.Image],
+                 rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         if len(masters) == 0:
             raise ValueError("cannot collate an empty batch")
-        rng = self._rng()
+        rng = self._rng() if rng is None else rng
         sides = [_square_side(m) for m in masters]
         s = int(rng.integers(self.input_sizes[0], self.input_sizes[1] + 1))
         s = min(s, min(sides))  # never ask a master for more pixels than it has
 
         lrs, coords, cells, gts, scales = [], [], [], [], []
         for master, side in zip(masters, sides):
+            if self.hflip and rng.random() < 0.5:
+                master = master.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             r_max = min(self.scale_range[1], side / s)
             r = r_max if r_max <= self.scale_range[0] else rng.uniform(self.scale_range[0], r_max)
             hr_size = min(side, max(s, round(s * r)))  # s <= hr_size <= side
