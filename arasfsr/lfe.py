@@ -16,6 +16,13 @@ from torch import nn
 from .encoder import ResBlock, conv3x3
 
 
+# The log-variance is clamped to this range. The authors leave it unbounded and train without a KL
+# term; then nothing holds it: measured on the tiny preset at a high learning rate, it reached
+# +137 within 30 steps (sigma = e^68), the sampled latent exploded and the loss jumped by 10
+# orders of magnitude (MODEL_CARD.md, "Training stability"). Inside the range the clamp is the
+# identity; deterministic inference (z = mu) never reads the log-variance.
+LOGVAR_RANGE = (-10.0, 2.0)
+
 # Activation inside the residual blocks. The authors' network uses plain ReLU (as EDSR does);
 # weight files of format 1 were trained with LeakyReLU(0.01) and load with "leaky_relu".
 BLOCK_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
@@ -54,6 +61,7 @@ class LocalFrequencyEstimator(nn.Module):
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (F_f, mu, logvar); mu and logvar are (B, latent_channels, h, w)."""
         mu, logvar = self.encoder(lr_norm).chunk(2, dim=1)
+        logvar = logvar.clamp(*LOGVAR_RANGE)
         if sample:
             eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + eps * torch.exp(0.5 * logvar)

