@@ -165,6 +165,12 @@ def write_image(image, target: Path, overwrite: bool = False) -> None:
         raise
 
 
+def _named(path: Path, err: BaseException) -> str:
+    """The error's message, starting with the file's name unless it already names it."""
+    reason = str(err) or type(err).__name__
+    return reason if path.name in reason else f"{path}: {reason}"
+
+
 def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = False,
              progress: bool = True) -> int:
     """Run `fn` on every planned input and write its image; returns the exit code.
@@ -184,7 +190,11 @@ def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = Fals
             print(f"{job.source.name} -> {job.target.name} ({job.note})")
     if not plan.batch:
         job = plan.jobs[0]
-        write_image(fn(job.source), job.target, overwrite)
+        try:
+            image = fn(job.source)
+        except ValueError as err:
+            raise UsageError(_named(job.source, err)) from None
+        write_image(image, job.target, overwrite)
         print(f"wrote {job.target}")
         return EXIT_OK
     jobs = plan.jobs
@@ -197,8 +207,7 @@ def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = Fals
             write_image(fn(job.source), job.target, overwrite)
             written += 1
         except (ValueError, OSError, MemoryError) as err:  # one bad file must not lose the others
-            reason = str(err) or type(err).__name__
-            failed.append(reason if job.source.name in reason else f"{job.source.name}: {reason}")
+            failed.append(_named(job.source, err))
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     print(f"wrote {written} of {len(plan.jobs)} images to {plan.out_dir}"
@@ -289,7 +298,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     family = check_model_arguments(args)
     plan = plan_jobs(args.input, args.output, overwrite=args.overwrite)
     if not plan.batch:  # one file: its header decides whether the request fits, before any model load
-        output_size(image_size(plan.jobs[0].source), scale, size)
+        source = plan.jobs[0].source
+        try:
+            output_size(image_size(source), scale, size)
+        except UsageError:
+            raise
+        except ValueError as err:
+            raise UsageError(_named(source, err)) from None
     else:
         from .sizes import check_request
         check_request(scale, size)

@@ -87,14 +87,15 @@ def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes), not an image")
     with warnings.catch_warnings():
-        # Pillow warns (and decodes anyway) between its bomb limit and twice it: make that an error
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow only warns between its bomb limit and twice it; `_check_pixels` below refuses those
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(path)  # reads the header only
         except UnidentifiedImageError:
             raise ImageError(f"{path}: not an image file Pillow can read") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ImageError(f"{path}: refused as a decompression bomb ({err})") from None
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{path}: over the limit of {_pixel_limit(max_pixels)} pixels, refused as a "
+                             f"decompression bomb ({err})") from None
         except _DECODE_ERRORS as err:
             raise ImageError(f"{path}: cannot read the image header ({err})") from None
     try:
@@ -192,7 +193,8 @@ def read_image(source: ImageSource, max_pixels: int | None = MAX_INPUT_PIXELS) -
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) as displayed (EXIF orientation applied), read from the header only."""
+    """(height, width) as displayed (EXIF orientation applied when it sits in the header), read
+    from the header only: nothing is decoded. For early checks; `read_image` is the authority."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -203,7 +205,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         try:
             with Image.open(path) as image:
                 width, height = image.size
-                orientation = image.getexif().get(0x0112, 1)
+                # EXIF from the header only: `getexif()` would decode a PNG whose EXIF follows its data
+                raw = image.info.get("exif")
+                exif = Image.Exif()
+                if isinstance(raw, bytes):
+                    exif.load(raw)
+                orientation = exif.get(0x0112, 1)
         except UnidentifiedImageError:
             raise ImageError(f"{path}: not an image file Pillow can read") from None
         except _DECODE_ERRORS as err:
