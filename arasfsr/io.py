@@ -134,9 +134,11 @@ def _array_planes(array: np.ndarray, max_pixels: int | None) -> Planes:
         values = array.astype(np.float32) / 65535.0
     elif np.issubdtype(array.dtype, np.floating):
         values = array.astype(np.float32)
-        if not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
-            raise ImageError(f"float array image must hold finite values in [0, 1], got min {np.nanmin(values):g}, "
-                             f"max {np.nanmax(values):g} (NaN or inf present: {not np.isfinite(values).all()})")
+        if not np.isfinite(values).all():
+            raise ImageError("float array image must hold finite values in [0, 1], it holds NaN or inf")
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):  # no silent clipping
+            raise ImageError(f"float array image must hold values in [0, 1], got min {values.min():g}, "
+                             f"max {values.max():g}; divide by 255 (or 65535) first")
     else:
         raise ImageError(f"array image must be uint8, uint16 or float in [0, 1], got dtype {array.dtype}")
     if values.ndim == 2:
