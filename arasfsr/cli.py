@@ -172,7 +172,7 @@ def _named(path: Path, err: BaseException) -> str:
 
 
 def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = False,
-             progress: bool = True) -> int:
+             progress: bool = True, desc: str = "upscale") -> int:
     """Run `fn` on every planned input and write its image; returns the exit code.
 
     Args:
@@ -181,6 +181,7 @@ def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = Fals
             OSError / MemoryError count as that file's failure.
         overwrite: as given to `plan_jobs`.
         progress: show a progress bar for batches.
+        desc: the progress bar's label (the subcommand's name).
     Returns:
         EXIT_OK, or EXIT_SOME_FAILED when a batch had failures (the others are written and a
         summary is printed). A single-file plan raises instead (the caller reports it, exit 2).
@@ -200,7 +201,7 @@ def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = Fals
     jobs = plan.jobs
     if progress:
         from tqdm import tqdm
-        jobs = tqdm(jobs, desc="upscale", unit="img")
+        jobs = tqdm(jobs, desc=desc, unit="img")
     written, failed = 0, []
     for job in jobs:
         try:
@@ -216,10 +217,14 @@ def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = Fals
 
 
 def run_batch(input_path: str | os.PathLike, output_path: str | os.PathLike, fn: Callable[[Path], object], *,
-              overwrite: bool = False, progress: bool = True) -> int:
-    """`plan_jobs` then `run_jobs` in one call; returns the exit code (UsageError for a bad plan)."""
+              overwrite: bool = False, progress: bool = True, desc: str = "upscale") -> int:
+    """`plan_jobs` then `run_jobs` in one call; returns the exit code (UsageError for a bad plan).
+
+    E.g. a `restore` subcommand: `run_batch(args.input, args.output,
+    lambda p: restore(model, p, scale=s)[0], overwrite=args.overwrite, desc="restore")`.
+    """
     return run_jobs(plan_jobs(input_path, output_path, overwrite=overwrite), fn, overwrite=overwrite,
-                    progress=progress)
+                    progress=progress, desc=desc)
 
 
 # ----------------------------------------------------------------------------- upscale
@@ -292,22 +297,18 @@ def _load(args: argparse.Namespace, family: str):
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from .io import image_size
-    from .sizes import output_size
+    from .sizes import check_request, output_size
 
     scale, size = size_request(args)
+    check_request(scale, size)
     family = check_model_arguments(args)
     plan = plan_jobs(args.input, args.output, overwrite=args.overwrite)
     if not plan.batch:  # one file: its header decides whether the request fits, before any model load
         source = plan.jobs[0].source
         try:
             output_size(image_size(source), scale, size)
-        except UsageError:
-            raise
         except ValueError as err:
             raise UsageError(_named(source, err)) from None
-    else:
-        from .sizes import check_request
-        check_request(scale, size)
     model = _load(args, family)  # imports torch
     from .inference import upscale
 
