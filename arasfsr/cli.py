@@ -327,8 +327,10 @@ def add_upscale_arguments(up: argparse.ArgumentParser) -> None:
                     help="output file (format from its suffix) or folder (PNG files named after the inputs)")
     up.add_argument("--scale", type=float, help=f"any scale in [1, {MAX_SCALE:g}], e.g. 3.7")
     up.add_argument("--size", type=parse_size, help="output HEIGHTxWIDTH, e.g. 512x384 (height first)")
-    up.add_argument("--width", type=_positive_int, help="output width in px (alone: the height keeps the aspect ratio)")
-    up.add_argument("--height", type=_positive_int, help="output height in px (alone: the width keeps the aspect ratio)")
+    up.add_argument("--width", type=_positive_int,
+                    help="output width in px (alone: the height keeps the aspect ratio)")
+    up.add_argument("--height", type=_positive_int,
+                    help="output height in px (alone: the width keeps the aspect ratio)")
     up.add_argument("--model", default=None, choices=[*FAMILIES, "bicubic"],
                     help="model family (default: the one in --weights, else arasfsr)")
     up.add_argument("--weights", help="weight file (.safetensors or a LIIF .pth) or a shipped name; "

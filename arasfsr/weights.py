@@ -18,7 +18,6 @@ ValueError) or a FileNotFoundError whose message is one line naming the file.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os

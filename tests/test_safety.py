@@ -336,7 +336,8 @@ def test_missing_weights_name_the_environment_variable(tmp_path, monkeypatch):
 @pytest.mark.parametrize("module,missing,extra", [("arasfsr.faces", "cv2", "arasfsr[data]"),
                                                   ("arasfsr.data.offline", "cv2", "arasfsr[data]")])
 def test_optional_dependency_errors_name_the_extra(module, missing, extra):
-    code = f"import sys; sys.modules[{missing!r}] = None\ntry:\n    import {module}\nexcept ImportError as e:\n    print(e)"
+    code = (f"import sys; sys.modules[{missing!r}] = None\n"
+            f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)")
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60,
                           check=True)
     assert f"pip install '{extra}'" in done.stdout
