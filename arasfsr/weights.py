@@ -191,8 +191,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
     Torch-free (reads the header only). Format-1 configs are upgraded to format 2.
     """
-    path = Path(path)
-    _, meta = read_header(path)
+    return _read_checked(Path(path))[1]
+
+
+def _read_checked(path: Path) -> tuple[dict[str, dict], dict]:
+    """(tensor header, parsed metadata) of an arasfsr weight file, from one read of its header."""
+    header, meta = read_header(path)
     if meta.get("format") != "arasfsr":
         raise WeightFileError(f"{path} is not an arasfsr weight file (no 'format: arasfsr' in its metadata)")
     version = meta.get("format_version")
@@ -208,7 +212,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
         raise WeightFileError(f"{path}: metadata 'config' and 'training' must be JSON objects")
     if version == "1":
         config = upgrade_config_v1(config)
-    return {"format_version": version, "config": config, "training": training}
+    return header, {"format_version": version, "config": config, "training": training}
 
 
 def upgrade_config_v1(config: dict) -> dict:
@@ -286,8 +290,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
     if path.suffix in (".pth", ".pt"):
         model, info = import_liif_checkpoint(path), {"source": f"published LIIF checkpoint {path.name}"}
     else:
-        header, _ = read_header(path)
-        values = read_metadata(path)["config"]
+        header, meta = _read_checked(path)
+        values = meta["config"]
         _check_config_bounds(path, values, header)
         try:
             config = ModelConfig.from_dict(values)
@@ -297,7 +301,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
         except (TypeError, ValueError, RuntimeError) as err:  # e.g. a string where a width belongs
             raise WeightFileError(f"{path}: invalid model config ({err})") from None
         model = _load_tensors(path, config)
-        info = read_metadata(path)["training"]
+        info = meta["training"]
     model.training_info = info
     return model.to(resolve_device(device)).eval()
 
