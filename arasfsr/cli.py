@@ -1,101 +1,389 @@
-"""Command line: `python -m arasfsr {upscale,train,evaluate} ...`."""
+"""Command line: `python -m arasfsr {upscale,train,evaluate} ...`.
+
+Exit codes (the README lists them too):
+    0  everything asked was done
+    1  a batch (folder input) finished, but some files failed: the others were written, and a
+       summary names each failed file and why
+    2  usage or input error: nothing was written (one line on stderr names the file and the reason)
+    3  training stopped (the NaN / divergence guard of `train`)
+
+The upscale path checks its arguments, the output plan (no file destroyed without --overwrite)
+and, for a single file, the image header before it imports torch or loads a model, so usage errors
+answer at once. `plan_jobs` / `run_jobs` (or `run_batch`, both in one call) are the batch logic
+any image-to-image subcommand reuses: give it a function path -> PIL image.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TRAINING_STOPPED = 3
 
 
+class UsageError(ValueError):
+    """A request the command line refuses before doing any work (exit code 2)."""
+
+
+# ----------------------------------------------------------------------------- batch logic
+@dataclass(frozen=True)
+class Job:
+    """One input file and the file its result goes to."""
+    source: Path
+    target: Path
+    note: str = ""   # why the target is not SOURCE-STEM.png (a name collision), else ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    jobs: list[Job]
+    batch: bool      # folder input: a bad file is reported and skipped (exit 1), not fatal (exit 2)
+    out_dir: Path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:  # hard links, bind mounts
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _writable_format(path: Path) -> str | None:
+    from PIL import Image
+    Image.init()
+    return Image.registered_extensions().get(path.suffix.lower())
+
+
+def unique_targets(files: Sequence[Path], out_dir: Path) -> list[Job]:
+    """Output names for a folder of inputs, never two the same (case-insensitively).
+
+    A file keeps STEM.png unless another input shares its stem (face.png + face.jpg): then a
+    .png input keeps STEM.png and the others become STEM_EXT.png (face_jpg.png); a name still
+    taken gets _2, _3, ... Names that need no renaming are claimed first.
+    """
+    stems = Counter(p.stem.lower() for p in files)
+    taken: set[str] = set()
+    jobs: list[Job | None] = [None] * len(files)
+
+    def claim(name: str) -> str:
+        candidate, k = name, 1
+        while candidate.lower() in taken:
+            k += 1
+            candidate = f"{name[:-len('.png')]}_{k}.png"
+        taken.add(candidate.lower())
+        return candidate
+
+    for i, p in enumerate(files):  # pass 1: names that need no renaming
+        if stems[p.stem.lower()] == 1 or p.suffix.lower() == ".png":
+            name = claim(p.stem + ".png")
+            jobs[i] = Job(p, out_dir / name, "" if name == p.stem + ".png" else "a file of the same name came first")
+    for i, p in enumerate(files):  # pass 2: stems shared with another input
+        if jobs[i] is None:
+            name = claim(f"{p.stem}_{p.suffix[1:].lower()}.png")
+            jobs[i] = Job(p, out_dir / name, f"another input is also named {p.stem!r}")
+    return jobs
+
+
+def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike, *, overwrite: bool = False) -> Plan:
+    """Decide every output file before any work, refusing plans that would destroy a file.
+
+    Args:
+        input_path: an image file, or a folder (its image files, not recursive).
+        output_path: for a file: an output file (format from its suffix) or an existing folder;
+            for a folder: a folder (created if needed; PNG files named after the inputs).
+        overwrite: allow replacing existing files, the input included.
+    Returns:
+        A `Plan`. Raises UsageError (one line) for: a missing input, an output that is the input
+        (same file, or the input folder), outputs that exist already, an unwritable suffix.
+    """
+    from .io import IMAGE_SUFFIXES, list_image_files
+
+    src, dst = Path(input_path), Path(output_path)
+    hint = "pass --overwrite to replace"
+    if not src.exists():
+        raise UsageError(f"input {src} does not exist")
+    if src.is_file():
+        target = dst / (src.stem + ".png") if dst.is_dir() else dst
+        if _writable_format(target) is None:
+            raise UsageError(f"output {target} needs an image suffix Pillow can write, e.g. .png")
+        if _same_file(target, src) and not overwrite:
+            raise UsageError(f"output {target} is the input file and would be replaced; choose another "
+                             f"output ({hint} it)")
+        if target.exists() and not overwrite:
+            raise UsageError(f"output {target} already exists; {hint} it or choose another name")
+        return Plan([Job(src, target)], batch=False, out_dir=target.parent)
+    files = list_image_files(src)
+    if not files:
+        raise UsageError(f"no images in folder {src} (suffixes: {' '.join(sorted(IMAGE_SUFFIXES))})")
+    if dst.exists() and not dst.is_dir():
+        raise UsageError(f"input is a folder, so the output must be a folder; {dst} is a file")
+    if _same_file(dst, src) and not overwrite:
+        raise UsageError(f"output folder {dst} is the input folder: results would replace or mix with the "
+                         f"originals; choose another folder (or pass --overwrite to allow it)")
+    jobs = unique_targets(files, dst)
+    existing = [job.target for job in jobs if job.target.exists()]
+    if existing and not overwrite:
+        raise UsageError(f"{len(existing)} of {len(jobs)} outputs already exist in {dst}, e.g. "
+                         f"{existing[0].name}; {hint} them or choose another folder")
+    return Plan(jobs, batch=True, out_dir=dst)
+
+
+def write_image(image, target: Path, overwrite: bool = False) -> None:
+    """Save a PIL image, never clobbering a file unless `overwrite`; never leaving half a file.
+
+    Without overwrite the file is created exclusively (a file that appeared since planning is
+    kept); with overwrite the image goes to a temporary file that then replaces the target.
+    """
+    fmt = _writable_format(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            image.save(tmp, format=fmt)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    try:
+        handle = open(target, "xb")
+    except FileExistsError:
+        raise UsageError(f"output {target} already exists; pass --overwrite to replace it") from None
+    try:
+        with handle:
+            image.save(handle, format=fmt)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _named(path: Path, err: BaseException) -> str:
+    """The error's message, starting with the file's name unless it already names it."""
+    reason = str(err) or type(err).__name__
+    return reason if path.name in reason else f"{path}: {reason}"
+
+
+def run_jobs(plan: Plan, fn: Callable[[Path], object], *, overwrite: bool = False,
+             progress: bool = True, desc: str = "upscale") -> int:
+    """Run `fn` on every planned input and write its image; returns the exit code.
+
+    Args:
+        plan: from `plan_jobs`.
+        fn: path -> PIL image (e.g. `lambda p: upscale(model, p, scale=2)`). Its ValueError /
+            OSError / MemoryError count as that file's failure.
+        overwrite: as given to `plan_jobs`.
+        progress: show a progress bar for batches.
+        desc: the progress bar's label (the subcommand's name).
+    Returns:
+        EXIT_OK, or EXIT_SOME_FAILED when a batch had failures (the others are written and a
+        summary is printed). A single-file plan raises instead (the caller reports it, exit 2).
+    """
+    for job in plan.jobs:
+        if job.note:
+            print(f"{job.source.name} -> {job.target.name} ({job.note})")
+    if not plan.batch:
+        job = plan.jobs[0]
+        try:
+            image = fn(job.source)
+        except ValueError as err:
+            raise UsageError(_named(job.source, err)) from None
+        write_image(image, job.target, overwrite)
+        print(f"wrote {job.target}")
+        return EXIT_OK
+    jobs = plan.jobs
+    if progress:
+        from tqdm import tqdm
+        jobs = tqdm(jobs, desc=desc, unit="img")
+    written, failed = 0, []
+    for job in jobs:
+        try:
+            write_image(fn(job.source), job.target, overwrite)
+            written += 1
+        except (ValueError, OSError, MemoryError) as err:  # one bad file must not lose the others
+            failed.append(_named(job.source, err))
+    for line in failed:
+        print(f"failed: {line}", file=sys.stderr)
+    print(f"wrote {written} of {len(plan.jobs)} images to {plan.out_dir}"
+          + (f"; {len(failed)} failed (listed above)" if failed else ""))
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def run_batch(input_path: str | os.PathLike, output_path: str | os.PathLike, fn: Callable[[Path], object], *,
+              overwrite: bool = False, progress: bool = True, desc: str = "upscale") -> int:
+    """`plan_jobs` then `run_jobs` in one call; returns the exit code (UsageError for a bad plan).
+
+    E.g. a `restore` subcommand: `run_batch(args.input, args.output,
+    lambda p: restore(model, p, scale=s)[0], overwrite=args.overwrite, desc="restore")`.
+    """
+    return run_jobs(plan_jobs(input_path, output_path, overwrite=overwrite), fn, overwrite=overwrite,
+                    progress=progress, desc=desc)
+
+
+# ----------------------------------------------------------------------------- upscale
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W)."""
+    """'HxW' -> (H, W): height x width, as everywhere in the package."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 512x384, got {text!r}")
+        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 512x384, got {text!r}") from None
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return h, w
 
 
-def _load(args):
-    if args.model == "bicubic":
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def size_request(args: argparse.Namespace) -> tuple[float | None, tuple[int | None, int | None] | None]:
+    """(scale, size) from --scale / --size / --width / --height, exactly one way given."""
+    ways = [args.scale is not None, args.size is not None, args.width is not None or args.height is not None]
+    if sum(ways) != 1:
+        raise UsageError("give exactly one of --scale, --size HEIGHTxWIDTH, or --width and/or --height")
+    if args.scale is not None:
+        return args.scale, None
+    if args.size is not None:
+        return None, args.size
+    return None, (args.height, args.width)  # a missing side keeps the aspect ratio
+
+
+def check_model_arguments(args: argparse.Namespace) -> str:
+    """The model family to use; refuses contradictory flags. Torch-free (reads file headers only)."""
+    from .weights import family_of, read_metadata, resolve_weights
+
+    if args.weights and args.random_weights:
+        raise UsageError("give --weights or --random-weights, not both")
+    if args.model == "bicubic" and (args.weights or args.random_weights):
+        raise UsageError("--model bicubic uses no weights; drop --weights / --random-weights")
+    if not args.weights:
+        family = args.model or "arasfsr"
+        if family != "bicubic" and not args.random_weights:
+            resolve_weights(family)  # the shipped file must exist (the error says how to point at one)
+        return family
+    path = resolve_weights(args.weights)
+    if path.suffix in (".pth", ".pt"):
+        family = "liif"  # the only published checkpoints we import
+    else:
+        family = family_of(read_metadata(path)["config"]) or "unknown"
+    if args.model is not None and args.model != family:
+        raise UsageError(f"--model {args.model} disagrees with --weights {path}, which holds {family!r} weights; "
+                         "drop --model or give matching weights")
+    return family
+
+
+def _load(args: argparse.Namespace, family: str):
+    if family == "bicubic":
         return "bicubic"
     from .model import create_model
-    from .weights import default_weights_path, load_model
+    from .weights import load_model
     if args.random_weights:
-        return create_model(args.model, preset=args.random_weights)
-    path = args.weights or default_weights_path(args.model)
-    return load_model(path)
+        return create_model(family, preset=args.random_weights)
+    return load_model(args.weights or family, device=args.device)
 
 
-def cmd_upscale(args) -> int:
-    from tqdm import tqdm
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from .io import image_size
+    from .sizes import check_request, output_size
 
-    from .inference import upscale
-    src, dst = Path(args.input), Path(args.output)
-    if not src.exists():
-        raise SystemExit(f"error: input {src} does not exist")
-    model = _load(args)
-    kwargs = dict(scale=args.scale, size=args.size, chunk_size=args.chunk_size, device=args.device,
-                  sample=args.sample, seed=args.seed)
-    if src.is_file():
-        if dst.is_dir():
-            dst = dst / (src.stem + ".png")
-        upscale(model, src, **kwargs).save(dst)
-        print(f"wrote {dst}")
-        return 0
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SystemExit(f"error: no images in folder {src}")
-    if dst.exists() and not dst.is_dir():
-        raise SystemExit(f"error: input is a folder, so the output must be a folder; {dst} is a file")
-    dst.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for path in tqdm(files, desc="upscale", unit="img"):
+    scale, size = size_request(args)
+    check_request(scale, size)
+    family = check_model_arguments(args)
+    plan = plan_jobs(args.input, args.output, overwrite=args.overwrite)
+    if not plan.batch:  # one file: its header decides whether the request fits, before any model load
+        source = plan.jobs[0].source
         try:
-            upscale(model, path, **kwargs).save(dst / (path.stem + ".png"))
-        except (OSError, ValueError) as err:  # one bad file must not lose the others
-            failed.append(f"{path.name}: {err}")
-    for line in failed:
-        print(f"skipped {line}", file=sys.stderr)
-    print(f"wrote {len(files) - len(failed)} images to {dst}")
-    return 1 if failed else 0
+            output_size(image_size(source), scale, size)
+        except ValueError as err:
+            raise UsageError(_named(source, err)) from None
+    model = _load(args, family)  # imports torch
+    from .inference import upscale
+
+    def fn(path: Path):
+        return upscale(model, path, scale=scale, size=size, chunk_size=args.chunk_size, device=args.device,
+                       sample=args.sample, seed=args.seed)
+    return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m arasfsr",
-                                     description="Arbitrary-scale face super-resolution (ARASFSR, LIIF, LTE).")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_upscale_arguments(up: argparse.ArgumentParser) -> None:
+    from .presets import FAMILIES, PRESETS
+    from .sizes import MAX_SCALE
 
-    up = sub.add_parser("upscale", help="upscale an image or every image in a folder")
-    up.add_argument("input", help="image file or folder")
-    up.add_argument("-o", "--output", required=True, help="output file, or folder (PNG files, same names)")
-    group = up.add_mutually_exclusive_group(required=True)
-    group.add_argument("--scale", type=float, help="any scale in [1, 32], e.g. 3.7")
-    group.add_argument("--size", type=parse_size, help="output HEIGHTxWIDTH, e.g. 512x384")
-    up.add_argument("--model", default="arasfsr",
-                    choices=["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "bicubic"])
-    up.add_argument("--weights", help="weight file (.safetensors or a LIIF .pth); default: the shipped weights")
-    up.add_argument("--random-weights", metavar="PRESET", choices=["tiny", "small", "paper"],
-                    help="use a randomly initialised model of this preset (for testing)")
-    up.add_argument("--chunk-size", type=int, default=65536, help="queries per chunk (memory bound)")
-    up.add_argument("--device", default="auto")
+    up.add_argument("input", help="image file, or folder of images (not recursive)")
+    up.add_argument("-o", "--output", required=True,
+                    help="output file (format from its suffix) or folder (PNG files named after the inputs)")
+    up.add_argument("--scale", type=float, help=f"any scale in [1, {MAX_SCALE:g}], e.g. 3.7")
+    up.add_argument("--size", type=parse_size, help="output HEIGHTxWIDTH, e.g. 512x384 (height first)")
+    up.add_argument("--width", type=_positive_int,
+                    help="output width in px (alone: the height keeps the aspect ratio)")
+    up.add_argument("--height", type=_positive_int,
+                    help="output height in px (alone: the width keeps the aspect ratio)")
+    up.add_argument("--model", default=None, choices=[*FAMILIES, "bicubic"],
+                    help="model family (default: the one in --weights, else arasfsr)")
+    up.add_argument("--weights", help="weight file (.safetensors or a LIIF .pth) or a shipped name; "
+                                      "default: the shipped weights of --model")
+    up.add_argument("--random-weights", metavar="PRESET", choices=list(PRESETS),
+                    help=f"a randomly initialised model of this preset, for testing ({', '.join(PRESETS)})")
+    up.add_argument("--overwrite", action="store_true",
+                    help="allow replacing existing files, the input included (never done without it)")
+    up.add_argument("--chunk-size", type=_positive_int, default=65536, help="queries per chunk (memory bound)")
+    up.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     up.add_argument("--sample", action="store_true", help="sample the LFE latent (default: deterministic)")
     up.add_argument("--seed", type=int, default=0)
+    up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
     up.set_defaults(func=cmd_upscale)
 
-    from . import evaluate, train  # their argument definitions live next to their code
-    train.add_arguments(sub.add_parser("train", help="train a model"))
-    evaluate.add_arguments(sub.add_parser("evaluate", help="evaluate models with the authors' protocol"))
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; `train` / `evaluate` define their own arguments (importing torch), so they are
+    only filled in when argv names them."""
+    command = _command(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m arasfsr",
+        description="Arbitrary-scale face super-resolution (ARASFSR, LIIF, LTE).",
+        epilog="exit codes: 0 ok, 1 some files of a batch failed, 2 usage or input error, 3 training stopped")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_upscale_arguments(sub.add_parser("upscale", help="upscale an image or every image in a folder"))
+    train_parser = sub.add_parser("train", help="train a model")
+    evaluate_parser = sub.add_parser("evaluate", help="evaluate models with the authors' protocol")
+    if command == "train":
+        from . import train
+        train.add_arguments(train_parser)
+    elif command == "evaluate":
+        from . import evaluate
+        evaluate.add_arguments(evaluate_parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error argparse already printed (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # one line, no traceback: every input and usage problem
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        # an error re-raised from a DataLoader worker carries the worker's traceback: keep its last line
+        print(f"error: {lines[-1] if 'Traceback' in str(err) else lines[0]}", file=sys.stderr)
+        return EXIT_USAGE

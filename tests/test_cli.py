@@ -1,5 +1,7 @@
+import pytest
 from PIL import Image
 
+import arasfsr
 from arasfsr.cli import main
 
 
@@ -38,3 +40,22 @@ def test_clear_errors(tmp_path, face_image, capsys):
     assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "2",
                  "--weights", str(tmp_path / "nope.safetensors")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_run_batch_is_reusable_by_another_subcommand(tmp_path, face_image, capsys):
+    """A second subcommand (e.g. `restore`) gets the whole safe batch with one call."""
+    from arasfsr.cli import run_batch
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(face_image).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"broken")
+    seen = []
+
+    def restore_like(path):  # stands in for `lambda p: restore(model, p, scale=2)[0]`
+        seen.append(path.name)
+        return arasfsr.upscale("bicubic", path, scale=2)
+    assert run_batch(folder, tmp_path / "out", restore_like, progress=False) == 1
+    assert seen == ["a.png", "b.png"] and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    assert "wrote 1 of 2 images" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="already exist"):  # the same safety rules
+        run_batch(folder, tmp_path / "out", restore_like, progress=False)

@@ -110,3 +110,73 @@ def test_limits_are_named_not_clamped(tiny_model):
         arasfsr.upscale(tiny_model, np.zeros((8, 8, 3), np.uint8), scale=2, chunk_size=0)
     with pytest.raises(ValueError, match="'bicubic'"):
         arasfsr.upscale("nearest", np.zeros((8, 8, 3), np.uint8), scale=2)
+
+
+@pytest.mark.parametrize("model_name", ["model", "bicubic"])
+def test_scale_one_returns_the_input_unchanged(tiny_model, face_image, model_name):
+    model = tiny_model if model_name == "model" else "bicubic"
+    for request in (dict(scale=1), dict(scale=1.0), dict(size=(20, 28)), dict(size=(20, None))):
+        out = arasfsr.upscale(model, face_image, **request)
+        assert np.array_equal(np.asarray(out), face_image), request
+    deep = (face_image[..., 0].astype(np.uint16) * 257 + 3)
+    assert np.array_equal(np.asarray(arasfsr.upscale(model, deep, scale=1)), deep)  # 16-bit too
+
+
+@pytest.mark.parametrize("value", [True, False, "2", None])
+def test_scale_must_be_a_real_number(tiny_model, face_image, value):
+    kwargs = dict(scale=value) if value is not None else dict(size=(True, 40))
+    with pytest.raises(ValueError, match="scale must be a number|whole pixels"):
+        arasfsr.upscale(tiny_model, face_image, **kwargs)
+
+
+def test_float_and_16_bit_arrays_reach_the_model_unrounded(tiny_model, face_image):
+    as_float = face_image.astype(np.float64) / 255
+    assert np.array_equal(np.asarray(arasfsr.upscale(tiny_model, as_float, scale=2)),
+                          np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2)))
+    fine = as_float + 0.4 / 255  # a sub-8-bit shift must change the output somewhere (not rounded away)
+    assert not np.array_equal(np.asarray(arasfsr.upscale(tiny_model, fine.astype(np.float32), scale=2)),
+                              np.asarray(arasfsr.upscale(tiny_model, as_float, scale=2)))
+    wide = face_image.astype(np.uint16) * 257  # 16-bit colour: RGB out (Pillow has no 16-bit RGB)
+    assert arasfsr.upscale(tiny_model, wide, scale=2).mode == "RGB"
+    gray = arasfsr.upscale(tiny_model, as_float[..., 0], scale=2)
+    assert gray.mode == "L" and gray.size == (56, 40)
+    rgba = np.concatenate([as_float, np.ones((20, 28, 1))], -1)
+    assert arasfsr.upscale(tiny_model, rgba, scale=2).mode == "RGBA"
+    for bad, match in [(as_float * 2, r"in \[0, 1\]"), (np.full((20, 28), np.nan), r"in \[0, 1\]"),
+                       (face_image.astype(np.int32), "uint8, uint16 or float"), (np.zeros((20, 28, 2)), "shape")]:
+        with pytest.raises(ValueError, match=match):
+            arasfsr.upscale(tiny_model, bad, scale=2)
+
+
+def test_animation_gives_its_first_frame(tmp_path, face_image):
+    frames = [Image.fromarray(face_image), Image.fromarray(255 - face_image)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    first = arasfsr.read_image(tmp_path / "anim.gif")
+    reference = Image.open(tmp_path / "anim.gif").convert("RGB")  # frame 0 as Pillow decodes it
+    assert np.array_equal(np.asarray(first.convert("RGB")), np.asarray(reference))
+    assert arasfsr.upscale("bicubic", tmp_path / "anim.gif", scale=2).size == (56, 40)
+
+
+def test_exif_orientation_from_a_file(tmp_path, face_image):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(face_image).save(tmp_path / "rotated.jpg", exif=exif)
+    from arasfsr.io import image_size
+    assert image_size(tmp_path / "rotated.jpg") == (28, 20)  # header probe agrees with the decode
+    assert arasfsr.read_image(tmp_path / "rotated.jpg").size == (20, 28)
+
+
+def test_output_size_limits_are_arguments_and_sides_can_follow_the_aspect():
+    assert output_size((100, 200), size=(None, 300)) == (150, 300)
+    assert output_size((100, 200), size=(150, None)) == (150, 300)
+    assert output_size((3000, 3000), scale=1.5, max_input_pixels=None, max_output_pixels=10 ** 8) == (4500, 4500)
+    with pytest.raises(ValueError, match="MAX_SCALE"):
+        output_size((10, 10), size=(200, 10), max_scale=16)
+    with pytest.raises(ValueError, match=r"\[1, 4\]"):
+        output_size((10, 10), scale=5, max_scale=4)
+    with pytest.raises(ValueError, match="at least 16x16"):
+        output_size((10, 10), scale=2, min_side=16)
+    with pytest.raises(ValueError, match="MAX_INPUT_PIXELS"):
+        output_size((3000, 3000), scale=1.5)
+    with pytest.raises(ValueError, match="MAX_OUTPUT_PIXELS"):
+        output_size((100, 100), scale=2, max_output_pixels=100 * 100)

@@ -135,3 +135,24 @@ def test_liif_import_rejects_other_checkpoints(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a LIIF checkpoint"):
         arasfsr.load_model(tmp_path / "other.pth")
+
+
+def test_liif_checkpoint_whose_arguments_disagree_with_its_tensors_is_refused(tmp_path):
+    ckpt = _synthetic_liif_checkpoint()
+    ckpt["model"]["args"]["imnet_spec"]["args"]["hidden_list"] = [40000] * 4  # tensors are 16 wide
+    torch.save(ckpt, tmp_path / "liar.pth")
+    with pytest.raises(ValueError, match=r"liar.pth: its config does not match its tensors"):
+        arasfsr.load_model(tmp_path / "liar.pth")
+
+
+def test_metadata_is_read_without_torch(tmp_path):
+    """The CLI checks --weights against --model before importing torch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys; from arasfsr.weights import read_metadata, family_of;"
+            "meta = read_metadata(sys.argv[1]); print(family_of(meta['config']), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(repo / "weights" / "lte_small.safetensors")],
+                          env={"PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["lte", "False"]

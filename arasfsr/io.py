@@ -1,0 +1,255 @@
+"""The one image reader: files, PIL images and arrays, checked before they cost memory.
+
+Torch-free. Every problem with an input is an `ImageError` (a ValueError) whose message is one
+line naming the file and the reason, e.g. "face.png: cannot decode the image data (image file is
+truncated ...); the file is damaged or not a complete image".
+
+What `read_image` does, in order:
+1. paths: refuse a missing, empty or non-image file;
+2. read the header only and refuse more than `max_pixels` pixels BEFORE decoding (a 37 KB 1-bit
+   PNG can claim 13000x13000 px: decoding it would cost gigabytes), and any image over Pillow's
+   decompression-bomb limit whatever `max_pixels` says;
+3. decode (the first frame of an animation), apply the EXIF orientation.
+
+Image modes, as `split_image` returns them: RGB as is; grayscale (1, L, F) and 16-bit grayscale
+(I;16, I) as RGB planes whose output mode is L or I;16; RGBA / LA / palette with transparency as
+colour planes plus an alpha plane; CMYK, YCbCr and the rest converted to RGB. 16-bit RGB files
+are read by Pillow as 8-bit RGB.
+
+Arrays: uint8 or uint16, or float in [0, 1], shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+`read_planes` hands float and 16-bit colour arrays to the model without rounding them to 8 bits.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+import zlib
+from pathlib import Path
+from typing import NamedTuple, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .sizes import MAX_INPUT_PIXELS
+
+# The suffixes a folder of images is listed by (CLI batches and training folders alike).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+# What decoders raise on damaged data (Pillow is not consistent about it).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
+                  Image.DecompressionBombError)
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; the message names the file and the reason."""
+
+
+class Planes(NamedTuple):
+    """An image as the model reads it."""
+    rgb: np.ndarray               # (H, W, 3) float32 in [0, 1]
+    alpha: np.ndarray | None      # (H, W) float32 in [0, 1], or None
+    mode: str                     # the mode results are returned in: RGB, L, I;16, RGBA or LA
+    image: Image.Image | None     # the decoded PIL image, None for float / 16-bit colour arrays
+
+
+def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` by suffix (case-insensitive; hidden files skipped), sorted by relative path."""
+    folder = Path(folder)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    files = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+             and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    # Pillow's bomb limit always applies; a caller's limit can only be lower
+    bomb = Image.MAX_IMAGE_PIXELS or 2 ** 62
+    return bomb if max_pixels is None else min(int(max_pixels), bomb)
+
+
+def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) -> None:
+    limit = _pixel_limit(max_pixels)
+    if height * width > limit:
+        raise ImageError(f"{name}: {height}x{width} px (height x width) = {height * width} pixels is over the "
+                         f"limit of {limit} pixels; refused before decoding (a decompression bomb or "
+                         "simply too large: downscale it first)")
+
+
+def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open a file, check its header, decode it; one-line errors."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+    with warnings.catch_warnings():
+        # Pillow only warns between its bomb limit and twice it; `_check_pixels` below refuses those
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)  # reads the header only
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file Pillow can read") from None
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{path}: over the limit of {_pixel_limit(max_pixels)} pixels, refused as a "
+                             f"decompression bomb ({err})") from None
+        except _DECODE_ERRORS as err:
+            raise ImageError(f"{path}: cannot read the image header ({err})") from None
+    try:
+        width, height = image.size                       # from the header: nothing decoded yet
+        _check_pixels(str(path), height, width, max_pixels)
+        try:
+            image.seek(0)                                # animations: the first frame
+            image.load()
+        except _DECODE_ERRORS as err:
+            raise ImageError(f"{path}: cannot decode the image data ({err}); the file is damaged or "
+                             "not a complete image") from None
+    except ImageError:
+        image.close()
+        raise
+    if getattr(image, "n_frames", 1) > 1:                # detach the first frame from the file
+        frame = image.copy()
+        image.close()
+        return frame
+    return image
+
+
+def _array_planes(array: np.ndarray, max_pixels: int | None) -> Planes:
+    """Planes from an array, without rounding float or 16-bit values to 8 bits."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"array image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    _check_pixels("array image", array.shape[0], array.shape[1], max_pixels)
+    if array.dtype == np.uint8:
+        image = Image.fromarray(np.ascontiguousarray(array))
+        return Planes(*split_image(image), image)
+    if array.dtype == np.uint16 and array.ndim == 2:
+        image = Image.fromarray(np.ascontiguousarray(array))  # I;16: stays 16-bit through split/merge
+        return Planes(*split_image(image), image)
+    if array.dtype == np.uint16:
+        values = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ImageError("float array image must hold finite values in [0, 1], it holds NaN or inf")
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):  # no silent clipping
+            raise ImageError(f"float array image must hold values in [0, 1], got min {values.min():g}, "
+                             f"max {values.max():g}; divide by 255 (or 65535) first")
+    else:
+        raise ImageError(f"array image must be uint8, uint16 or float in [0, 1], got dtype {array.dtype}")
+    if values.ndim == 2:
+        return Planes(np.repeat(values[..., None], 3, axis=-1), None, "L", None)
+    alpha = values[..., 3] if values.shape[2] == 4 else None
+    return Planes(np.ascontiguousarray(values[..., :3]), alpha, "RGBA" if alpha is not None else "RGB", None)
+
+
+def read_planes(source: ImageSource, max_pixels: int | None = MAX_INPUT_PIXELS) -> Planes:
+    """Read any image source into the float planes the model sees (see the module docstring).
+
+    Args:
+        source: a path, a PIL image or an array.
+        max_pixels: refuse more than this many pixels (checked from the header before decoding);
+            None: only Pillow's decompression-bomb limit.
+    Returns:
+        `Planes(rgb, alpha, mode, image)`.
+    Raises:
+        FileNotFoundError for a missing file, ImageError (a ValueError) for anything else unusable.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_planes(source, max_pixels)
+    image = read_image(source, max_pixels)
+    return Planes(*split_image(image), image)
+
+
+def read_image(source: ImageSource, max_pixels: int | None = MAX_INPUT_PIXELS) -> Image.Image:
+    """A PIL image from a path, a PIL image or an array, checked and EXIF-oriented.
+
+    Args:
+        source: a path (str / PathLike), a PIL image, or an array (uint8, uint16, float in [0, 1];
+            float and 16-bit colour arrays are rounded to 8 bits here: `read_planes` keeps them).
+        max_pixels: refuse images with more pixels (from the header, before decoding); None: only
+            Pillow's decompression-bomb limit.
+    Returns:
+        A decoded PIL image (the first frame of an animation) with its EXIF orientation applied.
+    Raises:
+        FileNotFoundError for a missing file, ImageError (a ValueError) for anything else unusable.
+    """
+    if isinstance(source, np.ndarray):
+        planes = _array_planes(source, max_pixels)
+        return planes.image if planes.image is not None else merge_image(planes.rgb, planes.alpha, planes.mode)
+    if isinstance(source, Image.Image):
+        _check_pixels("image", source.height, source.width, max_pixels)
+        image, name = source, "image"
+    elif isinstance(source, (str, os.PathLike)):
+        image, name = _open_path(Path(source), max_pixels), str(source)
+    else:
+        raise ImageError(f"image must be a path, a PIL image or a numpy array, got {type(source).__name__}")
+    try:
+        return ImageOps.exif_transpose(image)
+    except _DECODE_ERRORS as err:  # a damaged EXIF block
+        raise ImageError(f"{name}: cannot apply its EXIF orientation ({err})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) as displayed (EXIF orientation applied when it sits in the header), read
+    from the header only: nothing is decoded. For early checks; `read_image` is the authority."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir() or path.stat().st_size == 0:
+        raise ImageError(f"{path}: {'is a folder' if path.is_dir() else 'empty file (0 bytes)'}, not an image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only the size is wanted here
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                # EXIF from the header only: `getexif()` would decode a PNG whose EXIF follows its data
+                raw = image.info.get("exif")
+                exif = Image.Exif()
+                if isinstance(raw, bytes):
+                    exif.load(raw)
+                orientation = exif.get(0x0112, 1)
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file Pillow can read") from None
+        except _DECODE_ERRORS as err:
+            raise ImageError(f"{path}: cannot read the image header ({err})") from None
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def split_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(rgb float32 (h, w, 3) in [0, 1], alpha float32 (h, w) or None, output mode)."""
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in SIXTEEN_BIT_MODES:
+        gray = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0, 1)
+        return np.repeat(gray[..., None], 3, axis=-1), None, "I;16"
+    if mode in ("1", "L", "F"):
+        gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        return np.repeat(gray[..., None], 3, axis=-1), None, "L"
+    if mode in ("LA", "La"):
+        arr = np.asarray(image.convert("LA"), dtype=np.float32) / 255.0
+        return np.repeat(arr[..., :1], 3, axis=-1), arr[..., 1], "LA"
+    if mode in ("RGBA", "RGBa", "PA"):
+        arr = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        return arr[..., :3], arr[..., 3], "RGBA"
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, None, "RGB"
+
+
+def merge_image(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    """Inverse of `split_image` for float arrays in [0, 1]: round to nearest, back to `mode`."""
+    rgb = np.clip(rgb, 0.0, 1.0)
+    if mode == "I;16":
+        return Image.fromarray(np.rint(rgb.mean(-1) * 65535).astype(np.uint16))
+    out = Image.fromarray(np.rint(rgb * 255).astype(np.uint8), "RGB")
+    if mode in ("L", "LA"):
+        out = out.convert("L")
+    if alpha is not None:
+        out = out.convert("RGBA" if mode == "RGBA" else "LA")
+        out.putalpha(Image.fromarray(np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)))
+    return out

@@ -1,0 +1,28 @@
+"""Model families and size presets: plain data, torch-free (the command line reads them for its
+choices before it imports torch). `arasfsr.model` re-exports both."""
+from __future__ import annotations
+
+MODEL_NAMES = ("arasfsr", "liif", "lte")
+
+# Sizes only; the structure is the same in every preset.
+PRESETS = {
+    # the paper's sizes: EDSR-baseline 64 ch x 16 blocks, decoder 256 x 4, LFE 64 ch x 4 blocks
+    "paper": dict(encoder_channels=64, encoder_blocks=16, hidden_dim=256, hidden_layers=4,
+                  lfe_channels=64, lfe_blocks=4, lfe_latent_channels=64),
+    # the app's default: 128 -> 512 in about two seconds on a 2-core CPU, trains on a CPU
+    "small": dict(encoder_channels=32, encoder_blocks=8, hidden_dim=128, hidden_layers=4,
+                  lfe_channels=32, lfe_blocks=2, lfe_latent_channels=32),
+    # for tests and a first run: seconds per hundred steps
+    "tiny": dict(encoder_channels=16, encoder_blocks=2, hidden_dim=32, hidden_layers=4,
+                 lfe_channels=16, lfe_blocks=1, lfe_latent_channels=16),
+}
+
+# What each family switches on; ablations are ARASFSR with one switch off.
+FAMILIES = {
+    "arasfsr": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True),
+    "arasfsr-no-lfe": dict(name="arasfsr", use_lfe=False, use_gcm=True, use_skip=True),
+    "arasfsr-no-gcm": dict(name="arasfsr", use_lfe=True, use_gcm=False, use_skip=True),
+    "arasfsr-no-skip": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=False),
+    "liif": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=False),
+    "lte": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True),
+}
