@@ -33,22 +33,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def output_size(input_size: tuple[int, int], scale: float | None = None,
-                size: tuple[int, int] | None = None) -> tuple[int, int]:
+                size: tuple[int, int] | None = None, *, max_scale: float = MAX_SCALE,
+                max_output_pixels: int = MAX_OUTPUT_PIXELS, min_side: int = MIN_INPUT_SIDE,
+                max_input_pixels: int = MAX_INPUT_PIXELS) -> tuple[int, int]:
     """The (height, width) an upscale produces; raises ValueError for any request out of bounds.
 
-    Exactly one of `scale` (output = round(input x scale) per axis) or `size` is given.
+    Exactly one of `scale` (output = round(input x scale) per axis) or `size` is given. The
+    keyword-only limits default to this module's constants; callers with other limits pass theirs.
     """
     h, w = input_size
-    if min(h, w) < MIN_INPUT_SIDE:
-        raise ValueError(f"input must be at least {MIN_INPUT_SIDE}x{MIN_INPUT_SIDE} px, got {h}x{w}")
-    if h * w > MAX_INPUT_PIXELS:
-        raise ValueError(f"input has {h * w} pixels, over the limit MAX_INPUT_PIXELS={MAX_INPUT_PIXELS}")
+    if min(h, w) < min_side:
+        raise ValueError(f"input must be at least {min_side}x{min_side} px, got {h}x{w}")
+    if h * w > max_input_pixels:
+        raise ValueError(f"input has {h * w} pixels, over the limit MAX_INPUT_PIXELS={max_input_pixels}")
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale or size")
     if scale is not None:
         scale = float(scale)
-        if not math.isfinite(scale) or not 1.0 <= scale <= MAX_SCALE:
-            raise ValueError(f"scale must be a number in [1, {MAX_SCALE:g}], got {scale}")
+        if not math.isfinite(scale) or not 1.0 <= scale <= max_scale:
+            raise ValueError(f"scale must be a number in [1, {max_scale:g}], got {scale}")
         out = (math.floor(h * scale + 0.5), math.floor(w * scale + 0.5))  # round half up
     else:
         if len(size) != 2 or any(int(s) != s for s in size):
@@ -56,11 +59,11 @@ def output_size(input_size: tuple[int, int], scale: float | None = None,
         out = (int(size[0]), int(size[1]))
         if out[0] < h or out[1] < w:
             raise ValueError(f"size {out[0]}x{out[1]} is smaller than the input {h}x{w}: this upscales only")
-        if out[0] > MAX_SCALE * h or out[1] > MAX_SCALE * w:
-            raise ValueError(f"size {out[0]}x{out[1]} needs a scale above MAX_SCALE={MAX_SCALE:g} for a {h}x{w} input")
-    if out[0] * out[1] > MAX_OUTPUT_PIXELS:
+        if out[0] > max_scale * h or out[1] > max_scale * w:
+            raise ValueError(f"size {out[0]}x{out[1]} needs a scale above MAX_SCALE={max_scale:g} for a {h}x{w} input")
+    if out[0] * out[1] > max_output_pixels:
         raise ValueError(f"output {out[0]}x{out[1]} has {out[0] * out[1]} pixels, over the limit "
-                         f"MAX_OUTPUT_PIXELS={MAX_OUTPUT_PIXELS}")
+                         f"MAX_OUTPUT_PIXELS={max_output_pixels}")
     return out
 
 
