@@ -88,6 +88,7 @@ def _is_colour16(image: Image.Image) -> bool:
 
 def _header_info(image: Image.Image) -> ImageInfo:
     width, height = image.size
+    colour16 = _is_colour16(image)  # before getexif, which may read on and replace the tile list
     try:
         orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation; 5-8 swap width and height
     except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, exactly as exif_transpose does
@@ -97,7 +98,7 @@ def _header_info(image: Image.Image) -> ImageInfo:
         width, height = height, width
     transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     return ImageInfo(width, height, image.mode, image.format or "?", getattr(image, "n_frames", 1), rotated,
-                     transparent, _is_colour16(image))
+                     transparent, colour16)
 
 
 def _check_dimensions(info: ImageInfo, name: str, max_side: int) -> None:
