@@ -333,7 +333,7 @@ def build_demo() -> gr.Blocks:
                 _face_tab(examples)
             with gr.Tab("Whole photo", id="photo", elem_id="tab-photo"):
                 _photo_tab(examples)
-            with gr.Tab("Resolution robustness", id="robustness", elem_id="tab-robustness"):
+            with gr.Tab("Robustness", id="robustness", elem_id="tab-robustness"):
                 _robustness_tab(examples)
         with gr.Accordion("Models, limits and API", open=False):
             gr.Markdown(models.model_card())
