@@ -18,10 +18,10 @@ from .errors import InputError, quote
 from .images import MAX_PHOTO_SIDE, display_rgb, input_notes, load_image
 from .jobs import Progress, Tracker
 
-# Relative cost of the work around the faces (bicubic upscale, detection, PNG writing) per output
-# pixel, against one model query per face pixel; measured on a 2-core CPU with the small model
-# (benchmarks/load_test.py --photo prints both rates). Used only to split the progress bar.
-BACKGROUND_COST = 0.02
+# Time of the work around the faces (bicubic upscale and detection before them, two PNGs after,
+# about half each) per output pixel, relative to one model query per face pixel: 0.033 at x2 and
+# 0.038 at x4 (the 512 px astronaut, small model, one CPU thread). Used only to split the progress bar.
+BACKGROUND_COST = 0.035
 
 
 @dataclass
