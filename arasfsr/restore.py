@@ -244,7 +244,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         detector: None (YuNet, shared), a `cv2.FaceDetectorYN`, or a callable taking an (H, W, 3)
             uint8 RGB array and returning a list of `arasfsr.faces.Face`.
         max_faces: super-resolve at most this many faces, the most confident first.
-        device: "auto" (CUDA when available), "cpu", ... The model is moved there and left in eval mode.
+        device: "auto" (CUDA when available), "cpu", ... The model runs there in eval mode, and is
+            left on its own device in its own mode afterwards.
         progress: called with (output pixels rendered, total) after each chunk of queries.
         chunk_size: queries per model call; memory grows with it.
     Returns:
@@ -278,11 +279,28 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
     total = sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
     if progress is not None:
         progress(0, total)
-    done = 0
     layers = []
     if spans:
         device = inference.resolve_device(device)
+        # the caller's model is left as it was found: its device and its train/eval mode
+        parameter = next(model.parameters(), None)
+        home, training = (device if parameter is None else parameter.device), model.training
         model.to(device).eval()
+        try:
+            layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total)
+        finally:
+            model.to(home).train(training)
+    _composite(canvas, layers)
+    return inference.merge_image(canvas, alpha, mode), reports
+
+
+def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total) -> list:
+    """Render every planned face; returns the (box, face, weight) layers that pass the sharpness rule.
+
+    `reports` is updated in place for faces that stay bicubic after all.
+    """
+    done = 0
+    layers = []
     for k, plan, top, rows, left, cols in spans:
         if len(rows) == 0 or len(cols) == 0:
             reports[k] = _kept(reports[k], "outside the photo: its crop has no pixel in the output")
@@ -303,8 +321,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             reports[k] = _kept(reports[k], f"softer than bicubic: Laplacian variance {sharp:.1f} < {soft:.1f}")
             continue
         layers.append((box, face, weight))
-    _composite(canvas, layers)
-    return inference.merge_image(canvas, alpha, mode), reports
+    return layers
 
 
 def _kept(report: FaceReport, reason: str) -> FaceReport:

@@ -82,7 +82,10 @@ def test_sizes_are_exactly_the_request(model, two_faces):
 
 
 def test_faces_are_found_enhanced_and_never_softer_than_bicubic(model, two_faces):
+    model.train()
     out, reports = restore.restore(model, two_faces, scale=4)
+    assert model.training  # the caller's model is left in the mode it was in
+    model.eval()
     assert [r.status for r in reports] == [restore.ENHANCED] * 2
     centres = sorted((r.box[0] + r.box[2] / 2, r.box[1] + r.box[3] / 2) for r in reports)
     assert abs(centres[0][0] - 48) < 10 and abs(centres[1][0] - 144) < 10  # the pasted faces' centres (x)
