@@ -8,6 +8,7 @@ playwright (no `playwright install`: the system browser is used). Skipped, with 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,24 @@ def test_phone_result_is_scrolled_into_view_after_a_run(phone, tmp_path):
     save_screenshot(phone, tmp_path / "phone.png")
     if os.environ.get("ARASFSR_SCREENSHOT_PHONE"):
         save_screenshot(phone, Path(os.environ["ARASFSR_SCREENSHOT_PHONE"]))
+
+
+def test_stop_ends_a_long_run_and_frees_the_server(page):
+    """Stop during a 1 MP run: the page stops waiting, the run itself ends (the server, in this
+    process, goes idle: Gradio's cancel alone leaves the thread computing), and the next run goes through."""
+    big = prepare_examples()["grace_hopper_256"]
+    page.set_input_files("#face-input input[type=file]", str(big))
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 1024 x 1024')")
+    page.click("#run")
+    page.wait_for_function("document.body.innerText.includes('s left)')")  # the progress estimate is shown
+    page.click("#stop")
+    time.sleep(3)  # one chunk of queries at most
+    cpu, wall = time.process_time(), time.perf_counter()
+    time.sleep(2)
+    busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    assert busy < 0.3, f"the server still computes after Stop ({busy:.0%} of a core)"
+    small = prepare_examples()["grace_hopper_64"]
+    page.set_input_files("#face-input input[type=file]", str(small))
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#info').innerText.includes('256 x 256 px')", timeout=15_000)
