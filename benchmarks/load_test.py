@@ -7,7 +7,10 @@
 Each request sends the 64 px example face at a random non-integer scale (--min-scale to --max-scale)
 and counts as a success when the returned PNG has the expected size. Reports the success rate, the
 latency percentiles (queueing included: the app runs CONCURRENCY model jobs at once) and the
-server's peak resident memory (VmHWM from /proc, Linux only). Not part of the test suite.
+server's peak resident memory (VmHWM from /proc, Linux only). Then (unless --no-big-job) one 1 MP
+job (the 256 px example face at x4 -> 1024 x 1024) and the server's resident memory (VmRSS) once it
+has answered: the demo hands memory back after each run, so this should be under 600 MB again.
+Not part of the test suite.
 """
 from __future__ import annotations
 
@@ -89,6 +92,32 @@ def client_loop(url: str, image: str, requests: int, scales: tuple[float, float]
             records.append({"seconds": time.perf_counter() - started, "scale": scale, "error": error})
 
 
+def big_job(url: str, server: subprocess.Popen | None) -> dict:
+    """Two 1 MP jobs, one after the other: a face (256 px -> 1024 x 1024) and a whole photo (the 512 px
+    astronaut at x2), with the server's resident memory before, at peak and after each."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from demo.examples import prepare_examples
+
+    examples = prepare_examples()
+    client = Client(url, verbose=False)
+    mb = (lambda kb: round(kb / 1024, 1) if kb else None)
+    out = {}
+    for name, image, scale, api in (("face", examples["grace_hopper_256"], 4.0, "/upscale"),
+                                    ("photo", examples["astronaut"], 2.0, "/upscale_photo")):
+        before = memory_kb(server.pid, "VmRSS") if server else None
+        started = time.perf_counter()
+        result = client.predict(handle_file(str(image)), scale, api_name=api)
+        seconds = time.perf_counter() - started
+        time.sleep(1.0)  # the answer is sent before the run's clean-up ends
+        path = result[0] if name == "face" else result[-1]
+        out[f"big_{name}"] = {"output": "x".join(map(str, Image.open(path).size)), "seconds": round(seconds, 1),
+                              "rss_before_mb": mb(before), "rss_peak_mb": mb(memory_kb(server.pid, "VmHWM")),
+                              "rss_after_mb": mb(memory_kb(server.pid, "VmRSS"))} if server else {}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
@@ -100,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the started app")
     parser.add_argument("--weights-dir", default=None, help="ARASFSR_WEIGHTS_DIR for the started app")
     parser.add_argument("--json", default=None, help="also write the summary to this file")
+    parser.add_argument("--no-big-job", action="store_true", help="skip the 1 MP job and its memory figure")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be at least 1")
@@ -143,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             thread.join()
         wall = time.perf_counter() - started
         rss_peak = memory_kb(server.pid, "VmHWM") if server else None
+        big = None if args.no_big_job else big_job(url, server)
     finally:
         if server is not None:
             server.terminate()
@@ -161,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_rss_idle_mb": round(rss_idle / 1024, 1) if rss_idle else None,
         "server_rss_peak_mb": round(rss_peak / 1024, 1) if rss_peak else None,
         "errors": sorted({r["error"] for r in records if r["error"]}),
+        **(big or {}),
     }
     print(f"{summary['succeeded']}/{summary['requests']} succeeded ({summary['success_rate']:.0%}) from "
           f"{args.clients} clients x {args.requests} requests, {width}x{height} px at x{args.min_scale:g}-"
@@ -170,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if server:
         print(f"server: ready in {summary['server_startup_s']} s, RSS {summary['server_rss_idle_mb']} MB idle, "
               f"peak {summary['server_rss_peak_mb']} MB")
+    for name, job in (big or {}).items():
+        if job:
+            print(f"1 MP {name.removeprefix('big_')} job: {job['output']} in {job['seconds']} s; server RSS before "
+                  f"{job['rss_before_mb']} MB, peak so far {job['rss_peak_mb']} MB, after {job['rss_after_mb']} MB")
     for error in summary["errors"]:
         print("error:", error)
     if args.json:

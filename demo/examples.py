@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import handlers
+from .outputs import OUTPUT_ROOT
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_DIR = handlers.OUTPUT_ROOT / "examples"
+EXAMPLES_DIR = OUTPUT_ROOT / "examples"
 
 
 def _write_once(target: Path, write) -> Path:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Cached example results of this run, not of an older checkout (the app's default is ./.gradio/).
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", tempfile.mkdtemp(prefix="arasfsr-examples-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -5,6 +5,7 @@ CPU, no network. Uses the shipped weights when present, else untrained tiny stan
 """
 from __future__ import annotations
 
+import csv
 import os
 import struct
 import subprocess
@@ -21,9 +22,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo import handlers, photo, ui
+from arasfsr import restore
+from demo import face, images, jobs, limits, models, photo, robustness, sizes, ui, zoom
+from demo.errors import InputError, Stopped
 from demo.examples import prepare_examples
-from demo.handlers import InputError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,27 +69,47 @@ def test_build_demo_constructs_without_launching():
         assert endpoints[name].api_visibility == "public"
         assert endpoints[name].concurrency_id == "model" and endpoints[name].concurrency_limit == ui.CONCURRENCY
     assert demo._queue.max_size == ui.QUEUE_SIZE
-    images = [b for b in demo.blocks.values() if isinstance(b, (gr.Image, gr.ImageSlider))]
-    assert len(images) >= 8 and all(b.format == "png" for b in images)  # never lossy WebP
+    images_ = [b for b in demo.blocks.values() if isinstance(b, (gr.Image, gr.ImageSlider))]
+    assert len(images_) >= 8 and all(b.format == "png" for b in images_)  # never lossy WebP
     assert not list((REPO / "demo").glob("*.pyi"))  # no stub files written at import (component subclasses do)
+    # every run has a Stop button that cancels it
+    runs = {endpoints[name]._id for name in ("upscale", "upscale_photo", "robustness")}
+    cancelled = {i for fn in demo.fns.values() if fn.is_cancel_function for i in fn.cancels}
+    assert runs <= cancelled
+    assert sum(getattr(fn.fn, "__name__", "") == "stop" for fn in demo.fns.values()) == 3  # and sets the Stop flag
+    # examples come with their results, computed when the page is launched
+    examples = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
+    assert len(examples) == 3
+    # the model card's limits, on the page (not in a closed accordion)
+    texts = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.elem_id == "intro"]
+    assert models.LIMITS in texts[0] and "identify" in models.LIMITS and "aligned" in models.LIMITS
+    # no typed scale is clamped by the page: plain number boxes, no min/max
+    for elem_id in ("scale", "photo-scale"):
+        box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+        assert isinstance(box, gr.Number) and box.minimum is None and box.maximum is None
 
 
 def test_refusals_become_gr_error_with_the_reason():
     with pytest.raises(gr.Error, match="only enlarges"):
         with ui.refusals():
-            handlers.check_scale(0.5)
+            sizes.check_scale(0.5)
+    with pytest.raises(gr.Error, match="Stopped"):
+        with ui.refusals():
+            raise Stopped("Stopped: the run was cancelled before it finished.")
 
 
 def test_plan_size_for_scale_and_size_requests():
-    assert handlers.plan_size((64, 64), "scale", 2.5) == (160, 160)
-    assert handlers.plan_size((28, 20), "scale", 3.7) == (104, 74)  # round(28 x 3.7), round(20 x 3.7)
-    assert handlers.plan_size((64, 64), "size", width=200, height=100) == (200, 100)  # anisotropic
-    assert handlers.plan_size((64, 64), "scale", "16") == (1024, 1024)
+    """(height, width) in and out, planned by arasfsr.inference.output_size."""
+    assert sizes.plan_size((64, 64), "scale", 2.5) == (160, 160)
+    assert sizes.plan_size((20, 28), "scale", 3.7) == (74, 104)  # round(20 x 3.7), round(28 x 3.7)
+    assert sizes.plan_size((64, 64), "size", width=200, height=100) == (100, 200)  # anisotropic
+    assert sizes.plan_size((64, 64), "scale", "16") == (1024, 1024)
 
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(scale=0), "from 1 to 16"), (dict(scale=-2), "from 1 to 16"), (dict(scale=float("nan")), "finite"),
     (dict(scale=float("inf")), "finite"), (dict(scale=16.01), "from 1 to 16"), (dict(scale=None), "Give a scale"),
+    (dict(scale=100), "from 1 to 16.*got 100"), (dict(scale=0.5), "from 1 to 16.*got 0.5"),
     (dict(scale="two"), "must be a number"), (dict(scale=True), "Give a scale"),
     (dict(resize_by="size", width=0, height=100), "above 0"),
     (dict(resize_by="size", width=100, height=0), "above 0"),
@@ -95,47 +117,48 @@ def test_plan_size_for_scale_and_size_requests():
     (dict(resize_by="size", width=100.5, height=100), "whole"),
     (dict(resize_by="size", width=None, height=100), "Give a target width"),
     (dict(resize_by="size", width=32, height=100), "smaller than the input"),
-    (dict(resize_by="size", width=2000, height=100), "more than 16"),
+    (dict(resize_by="size", width=2000, height=100), "scale above MAX_SCALE=16"),
     (dict(resize_by="zoom", scale=2), "Resize by"),
 ])
 def test_plan_size_refuses(kwargs, message):
     with pytest.raises(InputError, match=message):
-        handlers.plan_size((64, 64), **kwargs)
+        sizes.plan_size((64, 64), **kwargs)
 
 
 def test_output_megapixel_limit():
-    limit = handlers.megapixels(handlers.max_output_pixels())
+    limit = limits.megapixels(limits.max_output_pixels())
     with pytest.raises(InputError, match=f"{limit} MP limit.*largest scale"):
-        handlers.plan_size((1024, 1024), "scale", 2.5)
+        sizes.plan_size((1024, 1024), "scale", 2.5)
 
 
 # ----------------------------------------------------------------------------- face mode
 def test_upscale_face_sizes_and_outputs(tmp_path):
     path = save(smooth(20, 28), tmp_path / "face.png")
-    result = handlers.upscale_face(path, 2.5)
+    result = face.upscale_face(path, 2.5)
     out, bicubic = Image.open(result.result_path), Image.open(result.bicubic_path)
     assert out.size == bicubic.size == (70, 50) and result.result_path.suffix == ".png"
     assert not np.array_equal(np.asarray(out), np.asarray(bicubic))
-    sized = handlers.upscale_face(path, model_label="LTE", resize_by="size", width=90, height=31)
+    sized = face.upscale_face(path, model_label="LTE", resize_by="size", width=90, height=31)
     assert Image.open(sized.result_path).size == (90, 31)
-    sampled = handlers.upscale_face(path, 2.0, sample=True, seed=3)
+    sampled = face.upscale_face(path, 2.0, sample=True, seed=3)
     assert "sampled, seed 3" in sampled.info
     progress = []
-    handlers.upscale_face(path, 2.0, model_label="LIIF", progress=lambda f, d: progress.append(f))
+    face.upscale_face(path, 2.0, model_label="LIIF", progress=lambda f, d: progress.append(f))
     assert progress and progress[-1] <= 1
 
 
 def test_unknown_or_missing_model(tmp_path, monkeypatch):
     path = save(smooth(16, 16), tmp_path / "face.png")
     with pytest.raises(InputError, match="Unknown model"):
-        handlers.upscale_face(path, 2.0, model_label="GFPGAN")
+        face.upscale_face(path, 2.0, model_label="GFPGAN")
     make_standins(tmp_path / "only_arasfsr", names=("arasfsr",))
-    monkeypatch.setattr(handlers.weights, "WEIGHTS_DIR", tmp_path / "only_arasfsr")
-    assert handlers.available_models() == {"ARASFSR": True, "LIIF": False, "LTE": False, "Bicubic": True}
+    monkeypatch.setattr(models.weights, "WEIGHTS_DIR", tmp_path / "only_arasfsr")
+    assert models.available_models() == {"ARASFSR": True, "LIIF": False, "LTE": False, models.REAL_PHOTO: False,
+                                         "Bicubic": True}
     with pytest.raises(InputError, match="liif_small.safetensors is missing"):
-        handlers.upscale_face(path, 2.0, model_label="LIIF")
-    assert "not available" in handlers.model_card()
-    assert Image.open(handlers.upscale_face(path, 2.0).result_path).size == (32, 32)  # ARASFSR still works
+        face.upscale_face(path, 2.0, model_label="LIIF")
+    assert "not available" in models.model_card() and models.REAL_PHOTO not in models.model_card()
+    assert Image.open(face.upscale_face(path, 2.0).result_path).size == (32, 32)  # ARASFSR still works
 
 
 def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
@@ -158,7 +181,7 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     files["over_side_limit"] = (folder / "huge.png", "up to 1024 px")
     files["too_small"] = (save(smooth(4, 4), folder / "tiny.png"), "at least 8 x 8")
     with open(folder / "big.png", "wb") as f:
-        f.truncate(handlers.MAX_UPLOAD_BYTES + 1)
+        f.truncate(limits.MAX_UPLOAD_BYTES + 1)
     files["over_upload_limit"] = (folder / "big.png", "the limit is 10 MB")
     (folder / "vector.eps").write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     files["eps_never_run"] = (folder / "vector.eps", "not an image")
@@ -171,23 +194,23 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
 def test_bad_files_are_refused_with_the_reason(tmp_path, kind):
     path, message = _bad_files(tmp_path)[kind]
     with pytest.raises(InputError, match=message):
-        handlers.upscale_face(path, 2.0)
+        face.upscale_face(path, 2.0)
 
 
 def test_no_upload_and_bad_seed(tmp_path):
     with pytest.raises(InputError, match="Upload an image"):
-        handlers.upscale_face(None, 2.0)
+        face.upscale_face(None, 2.0)
     path = save(smooth(16, 16), tmp_path / "face.png")
     with pytest.raises(InputError, match="seed"):
-        handlers.upscale_face(path, 2.0, sample=True, seed=1.5)
+        face.upscale_face(path, 2.0, sample=True, seed=1.5)
 
 
 def test_large_photo_is_refused_in_face_mode_only(tmp_path):
     path = tmp_path / "photo.png"
     path.write_bytes(png_header_only(2000, 1500))
     with pytest.raises(InputError, match="Whole photo tab"):
-        handlers.probe_image(path)
-    assert handlers.probe_image(path, handlers.MAX_PHOTO_SIDE).width == 2000
+        images.probe_image(path)
+    assert images.probe_image(path, limits.MAX_PHOTO_SIDE).width == 2000
 
 
 def _odd_images(folder: Path) -> dict[str, Path]:
@@ -220,7 +243,7 @@ def _odd_images(folder: Path) -> dict[str, Path]:
 ])
 def test_odd_images_are_accepted(tmp_path, kind, size, mode):
     path = _odd_images(tmp_path)[kind]
-    result = handlers.upscale_face(path, 2.0)
+    result = face.upscale_face(path, 2.0)
     out = Image.open(result.result_path)
     assert out.size == size and out.mode == mode
     if kind == "rgba":  # the alpha ramp survives
@@ -228,74 +251,57 @@ def test_odd_images_are_accepted(tmp_path, kind, size, mode):
         assert alpha[:, 0].mean() < 20 and alpha[:, -1].mean() > 235
     if kind == "animated_gif":
         assert "first frame of 2" in result.info
-        colour = np.asarray(Image.open(handlers.upscale_face(path, 2.0, model_label="Bicubic").result_path))
+        colour = np.asarray(Image.open(face.upscale_face(path, 2.0, model_label="Bicubic").result_path))
         assert colour[..., 0].mean() > 150 and colour[..., 2].mean() < 100  # the red first frame
     if kind == "exif_rotated":
         assert "EXIF orientation" in result.info
+    if kind == "rgb16":  # never silent: the visitor is told the 16-bit colours were read as 8-bit
+        assert "16-bit colour: the file was read as 8 bits per channel" in result.info
+    else:
+        assert "16-bit colour" not in result.info
 
 
 def test_describe_request_shows_the_size_before_running(tmp_path):
     path = save(smooth(64, 48), tmp_path / "face.png")
-    assert "Output: 120 x 160 px" in handlers.describe_request(path, "scale", 2.5)
-    assert "Output: 300 x 100 px" in handlers.describe_request(path, "size", 2.5, 300, 100)
-    assert "Cannot run" in handlers.describe_request(path, "scale", 40)
-    assert "Upload" in handlers.describe_request(None)
+    assert "Output: 120 x 160 px" in sizes.describe_request(path, "scale", 2.5)
+    assert "Output: 300 x 100 px" in sizes.describe_request(path, "size", 2.5, 300, 100)
+    assert "Cannot run" in sizes.describe_request(path, "scale", 40)
+    assert "Upload" in sizes.describe_request(None)
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(InputError, match="empty"):  # a bad file is refused at upload, before any run
-        handlers.describe_request(tmp_path / "empty.png")
+        sizes.describe_request(tmp_path / "empty.png")
 
 
 def test_zoom_view(tmp_path):
     a = save(smooth(100, 80), tmp_path / "a.png")
     b = save(255 - smooth(100, 80), tmp_path / "b.png")
-    view = handlers.zoom_view(a, b, center=(1.0, 0.0))
+    view = zoom.zoom_view(a, b, center=(1.0, 0.0))
     assert view.mode == "RGB" and view.width > 2 * view.height - 60  # two square panels side by side
     assert np.asarray(view)[:5, :5].mean() != np.asarray(view)[:5, -5:].mean()
 
 
 # ----------------------------------------------------------------------------- robustness view
 def test_robustness_view(examples, tmp_path):
-    result = handlers.robustness(examples["grace_hopper_256"], 128)
+    result = robustness.robustness(examples["grace_hopper_256"], 128)
     assert result.sheet.size == (5 * (128 + 4) - 4, 20 + 3 * (128 + 4) - 4)  # 4 input sizes + reference
     assert result.table.count("| x") == 4 and "Left out" not in result.table
     assert result.table.count("dB") == 6 and "| x1.00 |" in result.table  # 128 -> 128: bicubic is "identical"
-    small = handlers.robustness(save(smooth(64, 64), tmp_path / "small.png"), 96)
+    small = robustness.robustness(save(smooth(64, 64), tmp_path / "small.png"), 96)
     assert small.table.count("| x") == 2 and "64 px (the input is only 64 px high)" in small.table
     assert "No PSNR" in small.table
     with pytest.raises(InputError, match="bicubic is already shown"):
-        handlers.robustness(examples["grace_hopper_256"], 128, "Bicubic")
+        robustness.robustness(examples["grace_hopper_256"], 128, "Bicubic")
     with pytest.raises(InputError, match="output size"):
-        handlers.robustness(examples["grace_hopper_256"], 0)
+        robustness.robustness(examples["grace_hopper_256"], 0)
 
 
 # ----------------------------------------------------------------------------- whole-photo mode
-def test_warp_back_geometry_matches_alignment_at_output_resolution():
-    """Output pixel u <-> input pixel (u + 0.5) / s - 0.5: the composed map equals aligning the
-    landmarks mapped to output coordinates, for any scale."""
-    landmarks = np.array([[100.0, 120.0], [150.0, 118.0], [126.0, 150.0], [105.0, 175.0], [147.0, 174.0]])
-    for s in (1.5, 2.0, 3.7):
-        expected = photo.faces.crop_transform((landmarks + 0.5) * s - 0.5, 300)
-        assert np.allclose(photo._out_to_crop(landmarks, 300, s, s), expected)
-
-
-def test_blend_face_round_trip_leaves_the_canvas_unchanged():
-    """Cut a face-sized crop out of an image and paste it back: the image barely changes."""
-    canvas = smooth(200, 240).astype(np.float32) / 255
-    landmarks = np.array([[100.0, 90.0], [140.0, 92.0], [120.0, 115.0], [104.0, 135.0], [136.0, 136.0]])
-    crop = photo.faces.align_face(canvas, landmarks, 150)
-    blended = canvas.copy()
-    assert photo.blend_face(blended, crop, photo._out_to_crop(landmarks, 150, 1.0, 1.0))
-    assert np.abs(blended - canvas).max() < 0.03
-    mask = photo.feather_mask(100)
-    assert mask[50, 50] == 1 and mask[0, 50] == 0 and mask[50, 0] == 0
-
-
 def test_whole_photo_super_resolves_the_face_only(examples):
     result = photo.enhance_photo(examples["astronaut"], 1.5)
     out = np.asarray(Image.open(result.result_path))
     bicubic = np.asarray(Image.open(result.bicubic_path))
     assert out.shape == bicubic.shape == (768, 768, 3)
-    assert [f.status for f in result.faces] == ["super-resolved"] and "1 face found, 1 super-resolved" in result.report
+    assert [f.status for f in result.faces] == [restore.ENHANCED] and "1 face found, 1 super-resolved" in result.report
     x, y, w, h = (round(v * 1.5) for v in result.faces[0].box)
     assert not np.array_equal(out[y:y + h, x:x + w], bicubic[y:y + h, x:x + w])
     assert np.array_equal(out[-100:, -100:], bicubic[-100:, -100:])  # far from the face: bicubic exactly
@@ -307,16 +313,18 @@ def test_whole_photo_keeps_transparency(examples, tmp_path):
     rgba[:64, :64, 3] = 0
     result = photo.enhance_photo(save(Image.fromarray(rgba, "RGBA"), tmp_path / "cutout.png"), 1.25)
     out = Image.open(result.result_path)
-    assert out.mode == "RGBA" and out.size == (640, 640) and result.faces[0].status == "super-resolved"
+    assert out.mode == "RGBA" and out.size == (640, 640) and result.faces[0].status == restore.ENHANCED
     alpha = np.asarray(out.getchannel("A"))
     assert alpha[:70, :70].max() == 0 and alpha[100:, 100:].min() == 255
 
 
 def test_whole_photo_reports_faces_it_leaves_alone(examples, monkeypatch, tmp_path):
     too_large = photo.enhance_photo(examples["grace_hopper"], 3.3)  # a 320 px face -> 1056 px > 1024
-    assert too_large.faces[0].status == "too large" and "fits up to x3.2" in too_large.report
-    monkeypatch.setattr(photo, "MIN_FACE_SIDE", 1000)
-    assert photo.enhance_photo(examples["astronaut"], 1.0).faces[0].status == "too small"
+    assert too_large.faces[0].status == restore.KEPT and "too large" in too_large.report
+    assert "fits up to x3.2" in too_large.report
+    monkeypatch.setattr(restore, "MIN_FACE_SIDE", 1000)
+    small = photo.enhance_photo(examples["astronaut"], 1.0)
+    assert small.faces[0].reason.startswith("too small") and "too small" in small.report
     wall = np.full((1700, 2600, 3), 128, np.uint8)  # 4.4 MP: over arasfsr.upscale's input limit, fine here
     flat = photo.enhance_photo(save(wall, tmp_path / "wall.png"), 1.0)
     assert flat.faces == [] and "No face was found" in flat.report
@@ -325,6 +333,57 @@ def test_whole_photo_reports_faces_it_leaves_alone(examples, monkeypatch, tmp_pa
         photo.enhance_photo(examples["astronaut"], 2.0, "Bicubic")
     with pytest.raises(InputError, match="MP limit"):
         photo.enhance_photo(examples["astronaut"], 8.5)  # 4352 x 4352 px
+    with pytest.raises(InputError, match="from 1 to 16.*got 100"):
+        photo.enhance_photo(examples["astronaut"], 100)
+
+
+def test_real_photo_model_is_offered_only_when_its_file_exists(tmp_path, monkeypatch, examples):
+    folder = make_standins(tmp_path / "w")
+    monkeypatch.setattr(models.weights, "WEIGHTS_DIR", folder)
+    assert models.REAL_PHOTO not in models.face_choices() and models.photo_default() == "ARASFSR"
+    (folder / models.REAL_PHOTO_FILE).write_bytes((folder / "arasfsr_small.safetensors").read_bytes())
+    assert models.REAL_PHOTO in models.face_choices() and models.REAL_PHOTO in models.photo_choices()
+    assert models.photo_default() == models.REAL_PHOTO
+    result = photo.enhance_photo(examples["astronaut"], 1.25)  # no model named: the default
+    assert f"with {models.REAL_PHOTO}" in result.report and "arasfsr-real" in Path(result.result_path).name
+    assert models.REAL_PHOTO in models.model_card()
+
+
+# ----------------------------------------------------------------------------- long runs
+def _estimates(tracker: jobs.Tracker, total: float) -> list[float]:
+    """Total time predicted at each progress report from 20% on (elapsed / fraction), over the real total."""
+    return [elapsed / fraction / total for elapsed, fraction in tracker.reports if 0.2 <= fraction < 0.97]
+
+
+def test_progress_estimates_are_within_2x_of_the_real_time(examples):
+    tracker = jobs.Tracker(None)
+    started = time.perf_counter()
+    face.upscale_face(examples["grace_hopper_64"], 8.0, progress=tracker)  # 512 x 512: several chunks
+    ratios = _estimates(tracker, time.perf_counter() - started)
+    assert len(ratios) >= 2 and all(0.5 <= r <= 2 for r in ratios), ratios
+    tracker = jobs.Tracker(None)
+    started = time.perf_counter()
+    photo.enhance_photo(examples["astronaut"], 2.0, progress=tracker)
+    ratios = _estimates(tracker, time.perf_counter() - started)
+    assert ratios and all(0.5 <= r <= 2 for r in ratios), ratios
+    shown = []
+    face.upscale_face(examples["grace_hopper_64"], 6.0, progress=lambda f, d: shown.append(d))
+    assert any(d.endswith("s left)") for d in shown)  # the visitor sees the estimate
+
+
+def test_stop_ends_a_run_at_the_next_chunk(examples):
+    calls = []
+
+    def press_stop_at_first_report(fraction, what):
+        calls.append(fraction)
+        jobs.request_stop("session-1")
+
+    with pytest.raises(Stopped):
+        face.upscale_face(examples["grace_hopper_64"], 8.0, progress=jobs.Tracker(press_stop_at_first_report,
+                                                                                   "session-1"))
+    assert len(calls) == 1 and calls[0] < 0.5  # stopped after one chunk of four
+    assert not jobs.stop_requested("session-1")  # the flag is used up: the next run goes through
+    face.upscale_face(examples["grace_hopper_64"], 1.5, progress=jobs.Tracker(None, "session-1"))
 
 
 # ----------------------------------------------------------------------------- hosting
@@ -404,3 +463,39 @@ def test_client_size_request_and_refusals_keep_the_server_up(client, examples, t
     with pytest.raises(AppError, match="above 0"):
         client.predict(face, 2.0, "ARASFSR", "size", 0, 100, api_name="/upscale")
     assert Image.open(client.predict(face, 1.5, api_name="/upscale")[0]).size == (96, 96)  # still serving
+
+
+def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, examples, capfd):
+    """Whatever an API client sends, it gets our one-line reason, and the server log stays free of tracebacks."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    face_file = handle_file(str(examples["grace_hopper_64"]))
+    capfd.readouterr()
+    bad = [((face_file, 100), "from 1 to 16.*got 100"), ((face_file, 0.5), "from 1 to 16.*got 0.5"),
+           ((face_file, "abc"), "must be a number"), ((face_file, 2.0, "GFPGAN"), "Unknown model"),
+           ((face_file, 2.0, "ARASFSR", "zoom"), "Resize by"),
+           ((face_file, 2.0, "ARASFSR", "size", None, 100), "Give a target width"),
+           ((face_file, 2.0, "ARASFSR", "scale", 256, 256, True, "x"), "seed")]
+    for args, message in bad:
+        with pytest.raises(AppError, match=message) as error:
+            client.predict(*args, api_name="/upscale")
+        assert "\n" not in str(error.value).strip()
+    with pytest.raises(AppError, match="from 1 to 16.*got 100"):
+        client.predict(handle_file(str(examples["astronaut"])), 100, api_name="/upscale_photo")
+    with pytest.raises(AppError, match="output size"):
+        client.predict(face_file, "big", api_name="/robustness")
+    log = capfd.readouterr()
+    assert "Traceback" not in log.err + log.out
+
+
+def test_examples_have_results_before_anyone_runs_them(client):
+    """Launching the page cached every example's output (before/after slider and text)."""
+    folders = [p for p in Path(os.environ["GRADIO_EXAMPLES_CACHE"]).iterdir() if (p / "log.csv").is_file()]
+    assert len(folders) == 3  # face, whole photo, robustness
+    for folder in folders:
+        with open(folder / "log.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        assert len(rows) == 1 + 2  # header + both examples
+    images_ = [p for p in Path(os.environ["GRADIO_EXAMPLES_CACHE"]).rglob("*") if p.suffix in (".png", ".webp")]
+    assert len(images_) >= 2 * 2 * 2 + 2  # two slider images per face and photo example, a sheet per robustness one

@@ -8,6 +8,7 @@ playwright (no `playwright install`: the system browser is used). Skipped, with 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from demo.examples import prepare_examples  # noqa: E402
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+PHONE = (390, 844)
 ERROR_TOAST = '[data-testid="toast-body"].error'
 LOADED = "(selector) => { const i = document.querySelector(selector); return i && i.complete && i.naturalWidth > 0; }"
 
@@ -42,12 +44,25 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_page(browser, app_url, width: int, height: int):
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(60_000)
     page.goto(app_url)
     page.wait_for_selector("#face-input input[type=file]", state="attached")
+    return page
+
+
+@pytest.fixture
+def page(browser, app_url):
+    page = open_page(browser, app_url, 1280, 900)
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    """A phone's viewport: 390 x 844 CSS px (iPhone 12-15)."""
+    page = open_page(browser, app_url, PHONE[0], PHONE[1])
     yield page
     page.close()
 
@@ -85,3 +100,80 @@ def test_bad_upload_shows_the_error(page, tmp_path):
     toast = page.locator(ERROR_TOAST)
     toast.wait_for()
     assert "'holiday.png' is not an image" in toast.inner_text()
+
+
+def test_a_typed_scale_out_of_range_is_refused_not_clamped(page):
+    face = prepare_examples()["grace_hopper_64"]
+    page.set_input_files("#face-input input[type=file]", str(face))
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
+    scale = page.locator("#scale input[type=number]")
+    for typed, shown in (("100", "got 100"), ("0.5", "got 0.5")):
+        scale.fill(typed)
+        scale.press("Enter")
+        page.wait_for_function(f"document.querySelector('#output-size').innerText.includes('{shown}')")
+        assert "from 1 to 16" in page.locator("#output-size").inner_text()
+        assert scale.input_value() == typed  # the page kept what was typed
+        page.click("#run")
+        toast = page.locator(ERROR_TOAST).last
+        toast.wait_for()
+        assert "from 1 to 16" in toast.inner_text() and shown in toast.inner_text()
+        page.locator('[data-testid="toast-close"]').last.click()
+
+
+def test_examples_show_results_without_running(page):
+    page.locator("#face-examples button, #face-examples td, #face-examples .gallery-item").first.click()
+    page.wait_for_function(LOADED, arg="#compare img")
+    assert "x4.00" in page.locator("#info").inner_text()
+
+
+# ----------------------------------------------------------------------------- phone width
+def test_phone_every_tab_is_reachable_and_no_header_is_clipped(phone):
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE[0]  # no sideways scrolling
+    for heading in phone.locator("#intro h1, #intro h2").all():
+        box = heading.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0]
+        assert heading.evaluate("h => h.scrollWidth <= h.clientWidth")  # nothing cut off inside it
+    for label, content in (("Whole photo", "#photo-input"), ("Robustness", "#rob-input"), ("Face", "#face-input")):
+        tab = phone.get_by_role("tab", name=label)
+        assert tab.is_visible(), f"the {label} tab is hidden at {PHONE[0]} px"
+        box = tab.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0]
+        tab.click()
+        phone.locator(content).wait_for(state="visible")
+        assert phone.locator(content).bounding_box()["width"] <= PHONE[0]
+
+
+def test_phone_result_is_scrolled_into_view_after_a_run(phone, tmp_path):
+    face = prepare_examples()["grace_hopper_64"]
+    phone.set_input_files("#face-input input[type=file]", str(face))
+    phone.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
+    phone.evaluate("document.querySelector('#run').scrollIntoView({block: 'end'})")  # Run at the bottom edge
+    assert phone.locator("#compare").evaluate("e => e.getBoundingClientRect().top") > PHONE[1]  # below the fold
+    phone.click("#run")
+    phone.wait_for_function(LOADED, arg="#compare img")
+    phone.wait_for_function(f"(() => {{ const r = document.querySelector('#compare').getBoundingClientRect(); "
+                            f"return r.top >= -1 && r.top < 60; }})()", timeout=10_000)  # at the top of the screen
+    save_screenshot(phone, tmp_path / "phone.png")
+    if os.environ.get("ARASFSR_SCREENSHOT_PHONE"):
+        save_screenshot(phone, Path(os.environ["ARASFSR_SCREENSHOT_PHONE"]))
+
+
+def test_stop_ends_a_long_run_and_frees_the_server(page):
+    """Stop during a 1 MP run: the page stops waiting, the run itself ends (the server, in this
+    process, goes idle: Gradio's cancel alone leaves the thread computing), and the next run goes through."""
+    big = prepare_examples()["grace_hopper_256"]
+    page.set_input_files("#face-input input[type=file]", str(big))
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 1024 x 1024')")
+    page.click("#run")
+    page.wait_for_function("document.body.innerText.includes('s left)')")  # the progress estimate is shown
+    page.click("#stop")
+    time.sleep(3)  # one chunk of queries at most
+    cpu, wall = time.process_time(), time.perf_counter()
+    time.sleep(2)
+    busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    assert busy < 0.3, f"the server still computes after Stop ({busy:.0%} of a core)"
+    small = prepare_examples()["grace_hopper_64"]
+    page.set_input_files("#face-input input[type=file]", str(small))
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#info').innerText.includes('256 x 256 px')", timeout=15_000)

@@ -1,0 +1,97 @@
+"""The models a visitor can choose, their weight files, a load-once cache, and the model card.
+
+Choices map to weight files in `arasfsr.weights.WEIGHTS_DIR`. "Real photo (JPEG, noise)" is offered
+only when its file (trained on degraded inputs) exists; whole-photo mode then defaults to it.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from arasfsr import weights
+
+from .errors import InputError, quote
+
+REAL_PHOTO = "Real photo (JPEG, noise)"
+REAL_PHOTO_FILE = "arasfsr-real_small.safetensors"
+# label -> weight file name in WEIGHTS_DIR, or "bicubic"
+CHOICES = {"ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
+           "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE, "Bicubic": "bicubic"}
+SHORT = {"ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real", "Bicubic": "bicubic"}
+DEFAULT_MODEL = "ARASFSR"
+OPTIONAL = (REAL_PHOTO,)   # hidden, not reported missing, when its file is absent
+
+# The model card's limits, on the page in two sentences.
+LIMITS = ("Trained on small aligned, frontal face crops: other framings, poses and whole scenes work less "
+          "well, and the details it adds are plausible, not the person's true detail, so never use a result "
+          "to identify anyone. The training faces are a few hundred studio headshots, mostly of young men, so "
+          "expect worse results on other ages, genders, skin tones and lighting.")
+
+_models: dict[str, object] = {}
+_models_lock = threading.Lock()
+
+
+def model_path(label: str) -> Path:
+    return Path(weights.WEIGHTS_DIR) / CHOICES[label]
+
+
+def available_models() -> dict[str, bool]:
+    """Each choice and whether it can run (its weight file exists; bicubic always can)."""
+    return {label: CHOICES[label] == "bicubic" or model_path(label).is_file() for label in CHOICES}
+
+
+def face_choices() -> list[str]:
+    """The dropdown's entries: every choice but optional ones whose file is missing."""
+    available = available_models()
+    return [label for label in CHOICES if available[label] or label not in OPTIONAL]
+
+
+def photo_choices() -> list[str]:
+    """Whole-photo mode needs a model (bicubic is its background already)."""
+    return [label for label in face_choices() if CHOICES[label] != "bicubic"]
+
+
+def photo_default() -> str:
+    """The real-photo weights when installed (photos are JPEG and noisy), else ARASFSR."""
+    return REAL_PHOTO if available_models()[REAL_PHOTO] else DEFAULT_MODEL
+
+
+def get_model(label: str):
+    """The cached model for a choice ("bicubic" for Bicubic), loaded on first use."""
+    if label not in CHOICES:
+        raise InputError(f"Unknown model {quote(label)}; choose one of {', '.join(face_choices())}.")
+    if CHOICES[label] == "bicubic":
+        return "bicubic"
+    path = model_path(label)
+    key = str(path)
+    with _models_lock:
+        if key not in _models:
+            if not path.is_file():
+                raise InputError(f"The {label} weights are not installed on this server: {path.name} is missing "
+                                 f"from the weights folder ({path.parent.name}/). Choose another model.")
+            _models[key] = weights.load_model(path).eval()
+        return _models[key]
+
+
+def model_card() -> str:
+    """A Markdown table of the models with what their weight files say they were trained on."""
+    rows = ["| Model | Weights | Trained on |", "|---|---|---|"]
+    for label, name in CHOICES.items():
+        if name == "bicubic":
+            rows.append("| Bicubic | none | Pillow's bicubic resize: the baseline every model must beat |")
+            continue
+        path = model_path(label)
+        if not path.is_file():
+            if label not in OPTIONAL:
+                rows.append(f"| {label} | `{path.name}` missing | not available on this server |")
+            continue
+        training = weights.read_metadata(path)["training"]
+        facts = [str(training[k]) for k in ("data",) if training.get(k)]
+        if training.get("scale_range"):
+            facts.append(f"scales {training['scale_range'][0]}-{training['scale_range'][1]}")
+        if training.get("input_sizes"):
+            facts.append(f"inputs {training['input_sizes'][0]}-{training['input_sizes'][-1]} px")
+        if training.get("steps"):
+            facts.append(f"{training['steps']} steps")
+        rows.append(f"| {label} | `{path.name}` | {'; '.join(facts) or 'no description in the file'} |")
+    return "\n".join(rows)
