@@ -257,7 +257,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         raise ValueError(f"model must be an SRModel or 'bicubic', got {model!r}")
     if max_faces < 0:
         raise ValueError(f"max_faces must be 0 or more, got {max_faces}")
-    pil = inference.open_image(image)
+    pil = inference.read_image(image, max_pixels=MAX_PHOTO_PIXELS)  # photos may be larger than faces
     height, width = pil.height, pil.width
     out_h, out_w = inference.output_size((height, width), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
     factor = (out_h / height, out_w / width)                        # (fy, fx) output px per input px
