@@ -208,8 +208,8 @@ def true_size_figure(rows, zoom: int = 1, dpi: int = 100, title_px: int = 30, ga
     """
     import matplotlib.pyplot as plt
     arrays = [[(np.asarray(image), title) for image, title in row] for row in rows]
-    # each panel gets a slot as wide as its image or its title (about 5.5 px per character at 8 pt)
-    slot = lambda a, title: max(a.shape[1] * zoom, int(5.5 * max(map(len, title.split("\n")))))
+    # each panel gets a slot as wide as its image or its title (about 6.5 px per character at 8 pt)
+    slot = lambda a, title: max(a.shape[1] * zoom, int(6.5 * max(map(len, title.split("\n")))))
     widths = [sum(slot(a, t) for a, t in row) + gap_px * (len(row) + 1) for row in arrays]
     heights = [max(a.shape[0] * zoom for a, _ in row) + title_px + gap_px for row in arrays]
     width, height = max(widths), sum(heights) + gap_px
