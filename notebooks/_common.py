@@ -228,6 +228,22 @@ def true_size_figure(rows, zoom: int = 1, dpi: int = 100, title_px: int = 30, ga
     return fig
 
 
+class _NoWidgets:
+    """Stands in for ipywidgets when it is not installed: every widget is just its initial value."""
+
+    def __getattr__(self, name: str):
+        def make(*args, value=None, options=None, **kwargs):
+            from types import SimpleNamespace
+            return SimpleNamespace(value=value if value is not None else (list(options)[0] if options else None))
+        return make
+
+
+try:
+    import ipywidgets as widgets  # the notebooks build their sliders with `from _common import widgets`
+except ImportError:
+    widgets = _NoWidgets()
+
+
 def show(fig=None) -> None:
     """Display a figure now (inside a slider callback): plt.show() on a display backend, close on Agg."""
     import matplotlib
