@@ -1,10 +1,11 @@
-"""Small helpers the notebooks share: where the repository is, which faces to use, spectra.
+"""Small helpers the notebooks share: where the repository is, threads, faces, spectra, figures.
 
-Everything about the model lives in the `arasfsr` package; this file only finds inputs and
-measures images, so that each notebook can stay about one idea.
+Everything about the model lives in the `arasfsr` package; this file only finds inputs, measures
+images and draws them, so that each notebook can stay about one idea.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,41 @@ PORTRAIT_BOXES = {"hopper": (78, 15, 462, 399), "astronaut": (131, 31, 315, 215)
 
 
 def repo_root(start: str | Path | None = None) -> Path:
-    """The folder that holds the `arasfsr/` package, found by walking up from `start` (default: cwd)."""
-    here = Path.cwd() if start is None else Path(start)
-    for folder in (here.resolve(), *here.resolve().parents):
-        if (folder / "arasfsr").is_dir():
+    """The repository folder (it holds `arasfsr/` and `notebooks/_common.py`).
+
+    `$ARASFSR_ROOT` when set, else found by walking up from `start` (default: the working folder).
+    Raises FileNotFoundError saying what to do when there is none (e.g. a notebook opened alone
+    in Colab).
+    """
+    if os.environ.get("ARASFSR_ROOT"):
+        candidates = [Path(os.environ["ARASFSR_ROOT"]).expanduser().resolve()]
+    else:
+        here = (Path.cwd() if start is None else Path(start)).resolve()
+        candidates = [here, *here.parents]
+    for folder in candidates:
+        if (folder / "arasfsr").is_dir() and (folder / "notebooks" / "_common.py").is_file():
             return folder
-    raise FileNotFoundError(f"no folder containing arasfsr/ above {here}; open the notebook inside the repository")
+    raise FileNotFoundError(
+        f"no arasfsr repository in {candidates[0]} or above it. These notebooks need the whole repository "
+        "(the arasfsr/ package, notebooks/_common.py, weights/): open them from inside a copy of it, or set "
+        "ARASFSR_ROOT to its folder. On Colab, upload the repository as a zip, run "
+        "`!unzip -q arasfsr.zip` and `%cd arasfsr/notebooks`, then run the notebook again.")
+
+
+def configure_threads(default: int = 1) -> int:
+    """Set PyTorch's CPU thread count once per notebook: `$ARASFSR_THREADS`, else `default` (1).
+
+    One thread is the fast choice on a shared or busy machine (the notebook test measured cells
+    7-10x faster with 1 thread than with 2 on a loaded 2-core CPU); on a machine of your own, set
+    ARASFSR_THREADS to its number of cores before starting Jupyter. Returns the count in use.
+    """
+    import torch
+    value = os.environ.get("ARASFSR_THREADS", "").strip()
+    if value and not (value.isdigit() and int(value) >= 1):
+        raise ValueError(f"ARASFSR_THREADS must be a whole number >= 1, got {value!r}; unset it for {default}")
+    threads = int(value) if value else default
+    torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def portrait(name: str = "hopper", size: int | None = None, crop: bool = True) -> Image.Image:
@@ -128,3 +158,132 @@ def high_frequency_energy(image, cutoff: float = 0.25) -> float:
     gray = to_gray(image)
     power = np.abs(np.fft.fft2(gray - gray.mean())) ** 2 / gray.size
     return float(power[radial_frequency(gray.shape) >= cutoff].sum() / gray.size)
+
+
+# --- statistics over a few faces ---------------------------------------------------------------
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of the mean (nan when there is a single value)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), (float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+
+def verdict(difference: float, se: float, a: str, b: str, unit: str = "dB", negligible: float = 0.05) -> str:
+    """A sentence for a paired difference a - b: which is ahead, or that they are not separated.
+
+    "Ahead" needs both: the mean difference more than two standard errors from zero, and larger
+    than `negligible` (0.05 dB by default), a difference below which no one would see or care.
+    """
+    numbers = f"{difference:+.3f} ± {se:.3f} {unit}".rstrip()
+    if abs(difference) < negligible:
+        return f"{a} and {b} differ by a negligible {numbers} (under {negligible:g})"
+    if not np.isfinite(se) or abs(difference) <= 2 * se:
+        return f"{a} and {b} are not separated ({numbers}: within 2 s.e. of 0)"
+    ahead, behind = (a, b) if difference > 0 else (b, a)
+    return f"{ahead} is ahead of {behind} ({numbers}, more than 2 s.e. from 0)"
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+def interior_limits(array, border: int = 2, percentiles: tuple[float, float] = (1, 99)) -> tuple[float, float]:
+    """Colour limits from percentiles of a map's interior (a frame of `border` pixels left out).
+
+    A few extreme pixels, such as a bright frame at the image border, would otherwise set the
+    colour scale and paint the interior black.
+    """
+    a = np.asarray(array, dtype=np.float64)
+    inner = a[border:-border, border:-border] if border and min(a.shape[:2]) > 2 * border else a
+    low, high = np.percentile(inner, percentiles)
+    return float(low), float(high if high > low else low + 1e-12)
+
+
+def true_size_figure(rows, zoom: int = 1, dpi: int = 100, title_px: int = 30, gap_px: int = 12):
+    """Draw images at their true pixel size: one image pixel = `zoom` x `zoom` screen pixels.
+
+    Args:
+        rows: list of rows, each a list of (image, title); images are PIL images or arrays.
+        zoom: integer magnification, the same for every panel (nearest neighbour, so no smoothing).
+    Returns:
+        The matplotlib figure (dpi 100, sized from the pixels, no axes, no rescaling).
+    """
+    import matplotlib.pyplot as plt
+    arrays = [[(np.asarray(image), title) for image, title in row] for row in rows]
+    # each panel gets a slot as wide as its image or its title (about 6.5 px per character at 8 pt)
+    slot = lambda a, title: max(a.shape[1] * zoom, int(6.5 * max(map(len, title.split("\n")))))
+    widths = [sum(slot(a, t) for a, t in row) + gap_px * (len(row) + 1) for row in arrays]
+    heights = [max(a.shape[0] * zoom for a, _ in row) + title_px + gap_px for row in arrays]
+    width, height = max(widths), sum(heights) + gap_px
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    top = height - gap_px
+    for row, row_height in zip(arrays, heights):
+        left = gap_px
+        for a, title in row:
+            h, w = a.shape[0] * zoom, a.shape[1] * zoom
+            ax = fig.add_axes([left / width, (top - title_px - h) / height, w / width, h / height])
+            ax.imshow(a, interpolation="nearest", cmap="gray" if a.ndim == 2 else None)
+            ax.set_axis_off()
+            ax.set_title(title, fontsize=8, loc="left", pad=3)
+            left += slot(a, title) + gap_px
+        top -= row_height
+    return fig
+
+
+class _NoWidgets:
+    """Stands in for ipywidgets when it is not installed: every widget is just its initial value."""
+
+    def __getattr__(self, name: str):
+        def make(*args, value=None, options=None, **kwargs):
+            from types import SimpleNamespace
+            return SimpleNamespace(value=value if value is not None else (list(options)[0] if options else None))
+        return make
+
+
+try:
+    import ipywidgets as widgets  # the notebooks build their sliders with `from _common import widgets`
+except ImportError:
+    widgets = _NoWidgets()
+
+
+def show(fig=None) -> None:
+    """Display a figure now (inside a slider callback): plt.show() on a display backend, close on Agg."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    if matplotlib.get_backend().lower() == "agg":
+        plt.close(fig if fig is not None else "all")
+    else:
+        plt.show()
+
+
+def slider(function, **widgets):
+    """`ipywidgets.interact(function, **widgets)` that also runs headless and without ipywidgets.
+
+    In Jupyter: sliders that call `function` when released (continuous_update off). Executed
+    headless (nbclient, CI) or without ipywidgets installed: `function` runs once with the
+    widgets' initial values, so the cell neither blocks nor fails.
+    """
+    values = {name: getattr(w, "value", w) for name, w in widgets.items()}
+    try:
+        import ipywidgets
+    except ImportError:
+        print("(ipywidgets is not installed: showing the initial setting; `pip install ipywidgets` for sliders)")
+        return function(**values)
+    for w in widgets.values():
+        if hasattr(w, "continuous_update"):
+            w.continuous_update = False
+    return ipywidgets.interact(function, **widgets)
+
+
+def check(name: str, answer, expected, atol: float = 1e-6) -> None:
+    """Exercise check: compare `answer` with `expected` (the package's number).
+
+    `answer` None means "not attempted yet": say so. Otherwise assert, so that a wrong answer
+    stops the notebook with a message saying what differed.
+    """
+    if answer is None:
+        print(f"{name}: not attempted yet (fill in your answer above; a solution is in the hidden cell below)")
+        return
+    a, e = np.asarray(answer, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"{name}: your answer has shape {a.shape}, the package's has {e.shape}"
+    error = float(np.max(np.abs(a - e))) if a.size else 0.0
+    assert error <= atol, f"{name}: off by up to {error:.3g} (allowed {atol:g}); expected {e.ravel()[:6]}..."
+    print(f"{name}: correct (max difference {error:.2g})")
