@@ -1,7 +1,7 @@
 """Every notebook in notebooks/ executes headless in FAST mode, within one time budget per notebook.
 
 Each notebook runs in a fresh `python3` kernel (nbclient), in notebooks/ as its working directory,
-with ARASFSR_FAST=1, the Agg matplotlib backend and ONE thread (OMP_NUM_THREADS=1,
+with ARASFSR_FAST=1, matplotlib's inline backend (headless) and ONE thread (OMP_NUM_THREADS=1,
 ARASFSR_THREADS=1 in the kernel's environment: on a busy 2-core machine more threads made cells
 7-10x slower, not faster). The budget is for the whole notebook: before each cell the per-cell
 timeout is set to what is left of it, so no single cell and no sum of cells can exceed it.
@@ -26,7 +26,9 @@ EXPECTED = ["00_quickstart", "01_spectral_bias", "02_local_frequency_latents",
             "03_global_coordinate_modulation", "04_train_on_celebahq", "05_arbitrary_scale_and_resolution",
             "06_liif_core"]
 NOTEBOOK_BUDGET_S = 600  # per notebook, all cells together, one thread
-KERNEL_ENV = {"ARASFSR_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+# matplotlib's inline backend renders each figure to PNG without a display, so the figures are
+# part of what is tested (with MPLBACKEND=Agg they would never be drawn into the notebook)
+KERNEL_ENV = {"ARASFSR_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "ARASFSR_THREADS": "1"}
 
 
