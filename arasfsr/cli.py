@@ -318,7 +318,39 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress)
 
 
-def add_upscale_arguments(up: argparse.ArgumentParser) -> None:
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Whole photos: every face found super-resolved in place over a bicubic background."""
+    from .io import image_size
+    from .sizes import MAX_PHOTO_PIXELS, check_request, output_size
+    from .weights import default_weights_path
+
+    scale, size = size_request(args)
+    check_request(scale, size)
+    if not (args.weights or args.model or args.random_weights) and default_weights_path("arasfsr-real").is_file():
+        args.weights = "arasfsr-real"  # photos carry JPEG and noise: the real-world weights by default
+    family = check_model_arguments(args)
+    plan = plan_jobs(args.input, args.output, overwrite=args.overwrite)
+    if not plan.batch:
+        source = plan.jobs[0].source
+        try:
+            output_size(image_size(source), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
+        except ValueError as err:
+            raise UsageError(_named(source, err)) from None
+    model = _load(args, family)  # imports torch
+    from .restore import restore
+
+    def fn(path: Path):
+        image, reports = restore(model, path, scale=scale, size=size, max_faces=args.max_faces,
+                                 device=args.device, chunk_size=args.chunk_size)
+        enhanced = sum(r.status == "enhanced" for r in reports)
+        kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
+        print(f"{path.name}: {len(reports)} face(s) found, {enhanced} enhanced"
+              + (f"; kept bicubic: {'; '.join(kept)}" if kept else ""), file=sys.stderr)
+        return image
+    return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress, desc="restore")
+
+
+def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) -> None:
     from .presets import FAMILIES, PRESETS
     from .sizes import MAX_SCALE
 
@@ -341,9 +373,13 @@ def add_upscale_arguments(up: argparse.ArgumentParser) -> None:
                     help="allow replacing existing files, the input included (never done without it)")
     up.add_argument("--chunk-size", type=_positive_int, default=65536, help="queries per chunk (memory bound)")
     up.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
+    if restore:
+        up.add_argument("--max-faces", type=int, default=12, help="super-resolve at most this many faces per photo")
+        up.set_defaults(func=cmd_restore)
+        return
     up.add_argument("--sample", action="store_true", help="sample the LFE latent (default: deterministic)")
     up.add_argument("--seed", type=int, default=0)
-    up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
     up.set_defaults(func=cmd_upscale)
 
 
@@ -362,6 +398,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 some files of a batch failed, 2 usage or input error, 3 training stopped")
     sub = parser.add_subparsers(dest="command", required=True)
     add_upscale_arguments(sub.add_parser("upscale", help="upscale an image or every image in a folder"))
+    add_upscale_arguments(sub.add_parser(
+        "restore", help="whole photos: find every face, super-resolve it in place over a bicubic background"),
+        restore=True)
     train_parser = sub.add_parser("train", help="train a model")
     evaluate_parser = sub.add_parser("evaluate", help="evaluate models with the authors' protocol")
     if command == "train":

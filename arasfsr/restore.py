@@ -27,12 +27,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from . import faces, inference
+from . import faces, inference  # faces first: without OpenCV it names the extra to install
+from .sizes import MAX_PHOTO_PIXELS
+
+import cv2  # noqa: E402 (after `faces`, which checks for it)
 from .coords import pixel_centres
 
 MAX_FACES = 12                  # the most confident ones; the rest stay bicubic
@@ -40,7 +42,6 @@ MIN_FACE_SIDE = 16              # px: side of the face's crop in the input (the 
 MAX_FACE_OUTPUT_SIDE = 1024     # px: side of one face's crop in the output; bounds the time per face
 DETECT_SCORE = 0.7              # YuNet confidence
 DETECT_MAX_SIDE = 1280          # px: detection runs on a copy at most this long
-MAX_PHOTO_PIXELS = 4096 * 4096  # input limit: photos are larger than the faces `upscale` takes
 # Blend mask over the crop, per axis, in fractions of the crop side: 0 on the outer MARGIN, a
 # smoothstep up to 1 over the next FEATHER. The face (eyes at 37.5-62.5% across, mouth at 71% down)
 # lies inside the plateau [0.15, 0.85]; the ramp lies where the crop still has real context.

@@ -12,6 +12,7 @@ MAX_SCALE = 32.0                  # per axis
 MIN_INPUT_SIDE = 8                # px
 MAX_INPUT_PIXELS = 2048 * 2048
 MAX_OUTPUT_PIXELS = 4096 * 4096
+MAX_PHOTO_PIXELS = 4096 * 4096    # whole photos (`arasfsr.restore`): larger than the faces `upscale` takes
 
 Size = tuple[int | None, int | None]
 

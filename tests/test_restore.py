@@ -191,3 +191,21 @@ def test_modes_and_bad_requests(model, tmp_path):
         restore.restore("nearest", background(40, 40), scale=2)
     with pytest.raises(ValueError, match="at least 8x8"):
         restore.restore(model, background(4, 40), scale=2)
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_restore_folder_with_a_broken_file(two_faces, tmp_path, capsys):
+    from arasfsr.cli import main
+    src, dst = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(two_faces).save(src / "two.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a JPEG")
+    code = main(["restore", str(src), "-o", str(dst), "--scale", "2", "--no-progress", "--model", "arasfsr",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1  # one file failed, the batch went on
+    assert "broken.jpg" in err and "two.png: 2 face(s) found, 2 enhanced" in err
+    assert sorted(p.name for p in dst.iterdir()) == ["two.png"]
+    assert Image.open(dst / "two.png").size == (400, 240)
+    # the output is never the input, and nothing is overwritten without --overwrite
+    assert main(["restore", str(src / "two.png"), "-o", str(dst / "two.png"), "--scale", "2"]) == 2
