@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
+    try:
+        import gradio  # noqa: F401 (checked here so that a missing extra is one clear line)
+    except ImportError:
+        raise SystemExit("the demo needs Gradio: pip install -r requirements.txt (or pip install 'arasfsr[app]')")
     from demo.ui import LAUNCH_KWARGS, build_demo
 
     port = int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the only place the version is written (pyproject.toml reads it)
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -22,7 +22,7 @@ _EXPORTS = {
     "make_coord": "coords", "make_cell": "coords",
 }
 _SUBMODULES = {"cli", "coords", "data", "decoder", "degrade", "encoder", "evaluate", "faces", "gcm",
-               "inference", "io", "lfe", "metrics", "model", "presets", "sizes", "train", "weights"}
+               "inference", "io", "lfe", "metrics", "model", "presets", "restore", "sizes", "train", "weights"}
 
 __all__ = [*_EXPORTS, "__version__"]
 

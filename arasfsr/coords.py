@@ -3,9 +3,10 @@
 All coordinates are pixel centres in [-1, 1], in (row, col) order. For an axis of n pixels the
 centres are -1 + r + 2 r i with r = 1 / n, i = 0..n-1, computed in `pixel_centres` only: the
 same number written as -1 + (2i + 1) / n rounds differently, and at odd integer scales where a
-query lands exactly on an LR pixel centre the rounding would decide the local-ensemble weights. The cell of an output pixel is its size in the same
-units, (2 / H, 2 / W). `torch.nn.functional.grid_sample` wants (x, y) = (col, row): the flip
-happens in exactly one place, `sample_at`.
+query lands exactly on an LR pixel centre the rounding would decide the local-ensemble weights.
+The cell of an output pixel is its size in the same units, (2 / H, 2 / W).
+`torch.nn.functional.grid_sample` wants (x, y) = (col, row): the flip happens in exactly one
+place, `sample_at`.
 """
 from __future__ import annotations
 

@@ -22,8 +22,7 @@ from PIL import Image
 
 from .coords import grid_coord, make_cell
 from .io import ImageError, ImageSource, merge_image, read_image, read_planes, split_image  # noqa: F401 (re-exported)
-from .sizes import (MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, MAX_SCALE, MIN_INPUT_SIDE,  # noqa: F401 (re-exported)
-                    output_size)
+from .sizes import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, MAX_SCALE, MIN_INPUT_SIDE, output_size  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from .model import SRModel

@@ -15,7 +15,6 @@ from torch import nn
 
 from .encoder import ResBlock, conv3x3
 
-
 # The log-variance is clamped to this range. The authors leave it unbounded and train without a KL
 # term; then nothing holds it: measured on the tiny preset at a high learning rate, it reached
 # +137 within 30 steps (sigma = e^68), the sampled latent exploded and the loss jumped by 10

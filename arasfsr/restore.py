@@ -27,15 +27,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2  # noqa: E402 (after `faces`, which checks for it)
 import numpy as np
 import torch
 from PIL import Image
 
 from . import faces, inference  # faces first: without OpenCV it names the extra to install
-from .sizes import MAX_PHOTO_PIXELS
-
-import cv2  # noqa: E402 (after `faces`, which checks for it)
 from .coords import pixel_centres
+from .sizes import MAX_PHOTO_PIXELS
 
 MAX_FACES = 12                  # the most confident ones; the rest stay bicubic
 MIN_FACE_SIDE = 16              # px: side of the face's crop in the input (the model saw 16-64 px faces)

@@ -283,7 +283,7 @@ class Trainer:
             return
         try:
             state = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # the unpickler refuses anything but tensors and plain types
+        except Exception as err:  # noqa: BLE001 (the unpickler's refusals have many types; re-raised as one)
             raise ValueError(f"{self.ckpt_path} cannot be resumed safely ({type(err).__name__}: "
                              f"{str(err).splitlines()[0]}); it is not a checkpoint written by arasfsr") from None
         saved = state["config"]

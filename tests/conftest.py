@@ -1,8 +1,18 @@
+import os
+
+# One thread for the tests and every process they start: torch's default (one per core) makes
+# small ops 5-30x slower when the machine is busy (many parallel regions waiting on a parked
+# thread), and the tests are small. Set before torch starts its thread pool.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 import torch
 
 import arasfsr
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture

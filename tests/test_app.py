@@ -15,11 +15,10 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from _demo_support import REPO, demo_weights, free_port, launched_app, make_standins, one_thread
-
 import gradio as gr  # noqa: E402  (after _demo_support set the offline environment)
 import numpy as np
 import pytest
+from _demo_support import REPO, demo_weights, free_port, launched_app, make_standins, one_thread
 from PIL import Image
 
 from arasfsr import restore

@@ -151,8 +151,8 @@ def test_phone_result_is_scrolled_into_view_after_a_run(phone, tmp_path):
     assert phone.locator("#compare").evaluate("e => e.getBoundingClientRect().top") > PHONE[1]  # below the fold
     phone.click("#run")
     phone.wait_for_function(LOADED, arg="#compare img")
-    phone.wait_for_function(f"(() => {{ const r = document.querySelector('#compare').getBoundingClientRect(); "
-                            f"return r.top >= -1 && r.top < 60; }})()", timeout=10_000)  # at the top of the screen
+    phone.wait_for_function("(() => { const r = document.querySelector('#compare').getBoundingClientRect(); "
+                            "return r.top >= -1 && r.top < 60; })()", timeout=10_000)  # at the top of the screen
     save_screenshot(phone, tmp_path / "phone.png")
     if os.environ.get("ARASFSR_SCREENSHOT_PHONE"):
         save_screenshot(phone, Path(os.environ["ARASFSR_SCREENSHOT_PHONE"]))

@@ -11,9 +11,16 @@ import torch
 from PIL import Image
 
 from arasfsr.coords import make_coord
-from arasfsr.data import (FaceFolder, SRBatchCollate, authors_split, deterministic_split, load_hf_faces,
-                          make_eval_pair, to_tensor)
-from arasfsr.data import offline
+from arasfsr.data import (
+    FaceFolder,
+    SRBatchCollate,
+    authors_split,
+    deterministic_split,
+    load_hf_faces,
+    make_eval_pair,
+    offline,
+    to_tensor,
+)
 from arasfsr.degrade import bicubic_resize, degrade, nn_jpeg
 
 

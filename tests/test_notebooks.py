@@ -28,8 +28,8 @@ EXPECTED = ["00_quickstart", "01_spectral_bias", "02_local_frequency_latents",
 NOTEBOOK_BUDGET_S = 600  # per notebook, all cells together, one thread
 # matplotlib's inline backend renders each figure to PNG without a display, so the figures are
 # part of what is tested (with MPLBACKEND=Agg they would never be drawn into the notebook)
-KERNEL_ENV = {"ARASFSR_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "ARASFSR_THREADS": "1"}
+KERNEL_ENV = {"ARASFSR_FAST": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ARASFSR_THREADS": "1"}
 
 
 def test_the_series_is_complete():

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import arasfsr
-from arasfsr.coords import grid_coord, make_cell, make_coord
+from arasfsr.coords import grid_coord, make_coord
 from arasfsr.decoder import local_ensemble_corners
 from arasfsr.inference import render
 from arasfsr.weights import read_metadata

@@ -86,7 +86,8 @@ def load_hf_faces(name_or_dataset: str | Any, split: str = "train", image_key: s
     try:
         import datasets
     except ImportError as error:
-        raise ImportError("load_hf_faces needs the optional package `datasets`: pip install datasets") from error
+        raise ImportError("load_hf_faces needs the optional package `datasets`: pip install 'arasfsr[hf]' "
+                          "(from a checkout: pip install '.[hf]')") from error
 
     if isinstance(name_or_dataset, (str, os.PathLike)) and Path(name_or_dataset).is_dir():
         # a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`: no network
