@@ -12,6 +12,10 @@ atomically, loaded with `weights_only=True`) continues exactly where it was.
 Stability (see the model card): the global gradient norm is clipped, an exponential moving
 average (EMA) of the weights is kept and exported when it validates better, and a guard stops the
 run, without saving, when the loss, the gradients or the weights stop being finite or explode.
+A collapse that stays finite (a hidden layer of the decoder dies: every ReLU unit negative for
+every input, and the model falls back to its bilinear skip, 22.30 dB on our validation faces)
+is caught by validation: when it falls more than `rollback_drop` dB below the best so far, the
+run returns to the best weights (and optimiser state) and continues with half the learning rate.
 Every 10 steps the log holds the loss per scale band, the gradient norm before clipping and the
 range of the LFE's log-variance: the quantities that tell why a run went wrong.
 
@@ -59,6 +63,7 @@ class TrainConfig:
     warmup_steps: int = 100             # linear learning-rate warm-up
     grad_clip: float = 1.0              # max global gradient norm (0: no clipping)
     ema_decay: float = 0.999            # EMA of the weights (0: none)
+    rollback_drop: float = 0.5          # validation this many dB below the best: roll back, halve the lr (0: off)
     input_sizes: tuple[int, int] = (16, 64)
     scale_range: tuple[float, float] = (1.0, 8.0)
     degradation: str = "bicubic"        # bicubic | nn_jpeg | realistic | jpegQ
@@ -245,6 +250,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         self.step_index, self.elapsed = 0, 0.0
         self.last_val = {"val_psnr": float("nan"), "ema_val_psnr": float("nan")}
+        self.best: dict | None = None   # the best-validating state so far, for rollbacks
+        self.lr_scale = 1.0             # halved at every rollback
 
     # ---- setup ---------------------------------------------------------------------------
     def _init_from(self, path: str) -> dict:
@@ -301,6 +308,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_index, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.best, self.lr_scale = state.get("best"), float(state.get("lr_scale", 1.0))
         rngs = state["rng"]
         torch.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
         if self.rank == 0 and self.log_path.exists():  # drop log lines written after the checkpoint
@@ -311,7 +319,7 @@ class Trainer:
     def step(self, net, batch: dict) -> dict:
         """Forward, loss, backward, clip, update, EMA; returns the step's statistics."""
         cfg, model = self.cfg, self.model
-        lr = learning_rate_at(cfg, self.step_index)
+        lr = learning_rate_at(cfg, self.step_index) * self.lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
@@ -354,7 +362,35 @@ class Trainer:
         if self.ema is not None:
             result["ema_val_psnr"] = validate(self.ema, self.val_pairs)
         self.last_val = result
+        self._keep_best_or_roll_back(result)
         return result
+
+    def _state(self) -> dict:
+        """Model, optimiser and EMA state, copied to the CPU."""
+        def cpu(sd):
+            return copy.deepcopy({k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in sd.items()})
+        return {"model": cpu(self.model.state_dict()), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "ema": cpu(self.ema.state_dict()) if self.ema is not None else None}
+
+    def _keep_best_or_roll_back(self, result: dict) -> None:
+        finite = [v for v in result.values() if np.isfinite(v)]
+        if not finite or self.cfg.rollback_drop <= 0:
+            return
+        score = max(finite)  # the better of the raw and the EMA weights
+        if self.best is None or score > self.best["val"]:
+            self.best = {"val": score, "step": self.step_index, "result": dict(result), **self._state()}
+        elif score < self.best["val"] - self.cfg.rollback_drop:
+            self.model.load_state_dict(self.best["model"])
+            self.optimizer.load_state_dict(self.best["optimizer"])
+            if self.ema is not None and self.best["ema"] is not None:
+                self.ema.load_state_dict(self.best["ema"])
+            self.lr_scale *= 0.5
+            result["rolled_back_to"] = self.best["step"]
+            result["lr_scale"] = self.lr_scale
+            self.last_val = dict(self.best["result"])  # what the weights now in use scored
+            print(f"step {self.step_index}: validation {score:.2f} dB is {self.best['val'] - score:.2f} dB below the "
+                  f"best ({self.best['val']:.2f} dB at step {self.best['step']}): rolled back to those weights, "
+                  f"learning rate x{self.lr_scale:g}", file=sys.stderr)
 
     def checkpoint(self) -> None:
         problem = weights_problem(self.model)
@@ -369,6 +405,7 @@ class Trainer:
             _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                           "ema": self.ema.state_dict() if self.ema is not None else None,
                           "step": self.step_index, "elapsed": self.elapsed, "rng": rngs,
+                          "best": self.best, "lr_scale": self.lr_scale,
                           "config": {k: _plain(v) for k, v in asdict(self.cfg).items()}}, self.ckpt_path)
 
     def export(self) -> Path:
@@ -387,6 +424,7 @@ class Trainer:
             "batch_size": cfg.batch_size * self.world, "num_queries": cfg.num_queries,
             "learning_rate": cfg.learning_rate, "warmup_steps": cfg.warmup_steps, "grad_clip": cfg.grad_clip,
             "ema_decay": cfg.ema_decay, "exported": "ema" if use_ema else "raw",
+            "rollbacks": round(-np.log2(self.lr_scale)),
             "input_sizes": list(cfg.input_sizes), "scale_range": list(cfg.scale_range),
             "degradation": cfg.degradation, "hflip": cfg.hflip, "kl_weight": cfg.kl_weight,
             "init_from": self.init_info, "data": cfg.data_description or Path(cfg.data).name,
@@ -523,6 +561,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
     parser.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA of the weights (0: off)")
+    parser.add_argument("--rollback-drop", type=float, default=d.rollback_drop,
+                        help="roll back to the best weights when validation falls this many dB below them (0: off)")
     parser.add_argument("--input-sizes", type=_pair(int), default=d.input_sizes, help="min,max LR side, e.g. 16,64")
     parser.add_argument("--scale-range", type=_pair(float), default=d.scale_range, help="min,max scale, e.g. 1,8")
     parser.add_argument("--degradation", default=d.degradation, type=_degradation,

@@ -172,3 +172,55 @@ def test_ddp_two_processes_gloo(faces, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     info = read_metadata(tmp_path / "ddp" / "arasfsr_tiny.safetensors")["training"]
     assert info["world_size"] == 2 and info["batch_size"] == 4 and info["steps"] == 4
+
+
+def test_bounded_log_variance_stops_the_latent_explosion(faces, tmp_path, monkeypatch):
+    """Without the clamp the LFE's log-variance runs away at a high learning rate (no KL term holds
+    it), the sampled latent explodes and the run dies; with it the same run trains on."""
+    import math
+
+    import arasfsr.lfe as lfe
+    settings = dict(steps=40, learning_rate=3e-2, grad_clip=0, warmup_steps=0, ema_decay=0, hflip=False,
+                    num_queries=256, val_every=1000, ckpt_every=1000)
+    bounded = train(_config(faces, tmp_path / "bounded", **settings), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "bounded" / "log.jsonl").read_text().splitlines()]
+    low, high = lfe.LOGVAR_RANGE
+    assert all(low <= r["logvar_min"] and r["logvar_max"] <= high for r in rows if "loss" in r)
+    assert bounded.exists()
+    monkeypatch.setattr(lfe, "LOGVAR_RANGE", (-math.inf, math.inf))  # the authors' unbounded head
+    with pytest.raises(FloatingPointError, match="stopping without saving"):
+        train(_config(faces, tmp_path / "free", **settings), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "free" / "log.jsonl").read_text().splitlines()]
+    assert max(r["logvar_max"] for r in rows if "loss" in r) > 10 * high
+
+
+def test_a_collapse_that_stays_finite_is_rolled_back(faces, tmp_path, monkeypatch, capsys):
+    """A collapse that leaves the loss finite (here: the decoder's output pushed far off, as a bad
+    step can do) is seen by validation, and the run returns to its best weights."""
+    from arasfsr.train import Trainer
+    real_step = Trainer.step
+
+    def step_that_collapses(self, net, batch):
+        stats = real_step(self, net, batch)
+        if self.step_index == 7:  # after the first validation (step 5)
+            with torch.no_grad():
+                for model in (self.model, self.ema):
+                    model.decoder.out.bias.fill_(5.0)
+        return stats
+    monkeypatch.setattr(Trainer, "step", step_that_collapses)
+    run = tmp_path / "rollback"
+    path = train(_config(faces, run, steps=10, val_every=5, ckpt_every=10, warmup_steps=0), progress=False)
+    err = capsys.readouterr().err
+    assert "rolled back to those weights" in err
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    val = [r for r in rows if "val_psnr" in r]
+    assert val[-1]["rolled_back_to"] == 5 and val[-1]["lr_scale"] == 0.5
+    exported = arasfsr.load_model(path)
+    assert exported.decoder.out.bias.max() < 4  # the collapsed weights were not exported
+    assert read_metadata(path)["training"]["rollbacks"] == 1
+    monkeypatch.setattr(Trainer, "step", real_step)
+    # off: the collapsed weights stay and are exported
+    monkeypatch.setattr(Trainer, "step", step_that_collapses)
+    path = train(_config(faces, tmp_path / "off", steps=10, val_every=5, ckpt_every=10, warmup_steps=0,
+                         rollback_drop=0), progress=False)
+    assert arasfsr.load_model(path).decoder.out.bias.max() > 4
