@@ -27,13 +27,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2  # noqa: E402 (after `faces`, which checks for it)
 import numpy as np
 import torch
 from PIL import Image
 
-from . import faces, inference  # faces first: without OpenCV it names the extra to install
+from . import faces, inference
 from .coords import pixel_centres
+from .faces import cv2  # OpenCV, imported by `faces`, whose error names the extra to install
 from .sizes import MAX_PHOTO_PIXELS
 
 MAX_FACES = 12                  # the most confident ones; the rest stay bicubic
