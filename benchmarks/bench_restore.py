@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from arasfsr import faces, inference, restore, weights  # noqa: E402
+from arasfsr.degrade import jpeg  # noqa: E402
 from arasfsr.metrics import rgb_to_y  # noqa: E402
 
 PHOTO_ROOT = REPO / ".cache" / "arasfsr" / "unpacked"
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--methods", default="native,aligned")
     parser.add_argument("--composites", type=int, default=COMPOSITES)
+    parser.add_argument("--jpeg", type=int, default=0, help="save the LR as JPEG at this quality (0: no JPEG)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         f = args.factor
         hr = np.asarray(photo)[:photo.height // f * f, :photo.width // f * f]
         lr = Image.fromarray(hr).resize((hr.shape[1] // f, hr.shape[0] // f), Image.BICUBIC)
+        if args.jpeg:  # an ordinary photo's damage: the LR saved as JPEG
+            lr = jpeg(lr, args.jpeg)
         mask = face_mask(hr)
         if not mask.any():
             print(f"{name}: no face found on the HR photo, skipped", file=sys.stderr)
@@ -236,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
-    print(f"\n{len(rows)} photos, x{args.factor}, weights {Path(args.weights).name}, {args.threads} thread(s); "
+    damage = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
+    print(f"\n{len(rows)} photos, x{args.factor}{damage}, weights {Path(args.weights).name}, {args.threads} thread(s); "
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])
