@@ -158,8 +158,7 @@ def _main(args) -> int:
         models[name if name not in models else Path(path).stem] = model
     if not args.no_bicubic:
         models["bicubic"] = "bicubic"
-    has_manifest = (Path(args.data) / "manifest.json").exists()
-    folder = FaceFolder(args.data, split=args.split) if has_manifest else FaceFolder(args.data)
+    folder = FaceFolder.for_split(args.data, args.split)
     if len(folder) == 0:
         raise ValueError(f"no images in {args.data} (split {args.split!r})")
     masters = [folder[i] for i in range(len(folder))]

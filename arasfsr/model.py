@@ -189,14 +189,24 @@ class SRModel(nn.Module):
         return (pred, features.kl()) if with_kl else pred
 
 
-def create_model(name: str = "arasfsr", preset: str = "small", **overrides) -> SRModel:
-    """Build a randomly initialised model.
+def create_model(name: str = "arasfsr", preset: str = "small", pretrained: bool = False,
+                 **overrides) -> SRModel:
+    """Build a randomly initialised model, or (pretrained=True) load the shipped weights of `name`.
 
     Args:
         name: arasfsr, liif, lte, or an ablation: arasfsr-no-lfe, arasfsr-no-gcm, arasfsr-no-skip.
         preset: paper, small or tiny (sizes only; same structure).
+        pretrained: the shipped weights (as timm's `create_model`); they are `small` models, so
+            another preset or any override is an error rather than silently ignored.
         overrides: any `ModelConfig` field, e.g. encoder="rdn".
     """
+    if pretrained:
+        from .weights import load_model
+        model = load_model(name, device="cpu")
+        if preset != model.training_info.get("preset", preset) or overrides:
+            raise ValueError(f"the shipped {name!r} weights are a {model.training_info.get('preset')!r} model with "
+                             f"their own config: drop preset={preset!r} / {sorted(overrides)} or pretrained=True")
+        return model
     if name not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; choose one of {tuple(FAMILIES)}")
     if preset not in PRESETS:

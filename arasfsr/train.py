@@ -136,7 +136,7 @@ def batch_loader(batches: Batches, start: int, workers: int):
 def training_masters(data: str) -> list:
     """The training faces: the manifest's train split, else every image in the folder."""
     from .data import FaceFolder
-    folder = FaceFolder(data, split="train") if (Path(data) / "manifest.json").exists() else FaceFolder(data)
+    folder = FaceFolder.for_split(data, "train")
     return [folder[i] for i in range(len(folder))]  # small aligned faces: keep them in memory
 
 

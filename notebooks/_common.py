@@ -95,7 +95,7 @@ def test_faces(min_size: int = 128, limit: int | None = None, build: bool = True
         if result.returncode != 0:
             print("building the face set failed:\n" + result.stderr[-2000:])
     if (folder / "manifest.json").exists():
-        split = FaceFolder(folder, split="test")
+        split = FaceFolder.for_split(folder, "test")
         masters = [img for img in (split[i] for i in range(len(split))) if img.size[0] >= min_size]
         masters = masters[:limit] if limit else masters
         if masters:

@@ -99,3 +99,11 @@ def test_import_is_cheap():
     assert done.stdout.split() == ["False", "True", arasfsr.__version__]
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         arasfsr.nonsense
+
+
+def test_create_model_pretrained_loads_the_shipped_weights():
+    model = arasfsr.create_model("lte", pretrained=True)
+    reference = arasfsr.load_model("lte", device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    with pytest.raises(ValueError, match="shipped"):
+        arasfsr.create_model("lte", preset="paper", pretrained=True)

