@@ -23,7 +23,7 @@ MAX_SCALE = 32.0                  # per axis
 MIN_INPUT_SIDE = 8                # px
 MAX_INPUT_PIXELS = 2048 * 2048
 MAX_OUTPUT_PIXELS = 4096 * 4096
-DEFAULT_CHUNK_SIZE = 65536        # queries per chunk: bounds the decoder's working memory
+DEFAULT_CHUNK_SIZE = None         # queries per chunk (bounds memory); None: per device (threads.inference_plan)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -115,28 +115,45 @@ def render(model, lr_image: torch.Tensor, out_size: tuple[int, int], chunk_size:
            progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Query every pixel centre of an out_size grid, chunk by chunk.
 
+    Blocks, chunks and CPU workers are chosen per device by `threads.inference_plan`, within the
+    caller's torch thread count (`torch.get_num_threads()`, see `threads.configure_threads`); the
+    encoder uses as many of those threads as there are idle CPUs at the call. The caller's thread
+    setting is restored on return. The output does not depend on any of these choices.
+
     Args:
         lr_image: (1, 3, h, w) in [0, 1], on the model's device.
+        chunk_size: queries per chunk (bounds memory); None: chosen per device.
     Returns:
         (H, W, 3) float32 on the CPU, clamped to [0, 1].
     """
-    if chunk_size < 1:
+    from .decoder import inference_blocks  # (here, not at the top: this file's header has another owner)
+    from .threads import idle_cpus, inference_plan, thread_limit
+
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
     height, width = out_size
     device = lr_image.device
-    features = model.encode(lr_image, sample=sample, generator=generator)
-    result = torch.empty(height * width, 3)
+    threads = torch.get_num_threads()
+    plan = inference_plan(device, threads)
+    chunk_size = plan.chunk_size if chunk_size is None else chunk_size
+    # the encoder is a few large convolutions: all threads on a quiet machine, fewer on a busy one
+    # (a thread the OS parks makes the others wait at the end of every convolution)
+    encoder_threads = min(threads, idle_cpus()) if device.type == "cpu" else threads
+    with thread_limit(encoder_threads):
+        features = model.encode(lr_image, sample=sample, generator=generator)
+    result = torch.empty(height * width, 3, device=device)  # on the device: one copy at the end
     cell = make_cell(out_size, device=device)
     total = height * width
-    for start in range(0, total, chunk_size):
-        flat = torch.arange(start, min(start + chunk_size, total), device=device)
-        # pixel centres of the output grid, computed per chunk: no full-size coordinate tensor
-        coord = grid_coord(out_size, flat).unsqueeze(0)
-        rgb = model.query(features, coord, cell.expand_as(coord))
-        result[start:start + len(flat)] = rgb[0].clamp_(0, 1).cpu()
-        if progress is not None:
-            progress(start + len(flat), total)
-    return result.view(height, width, 3)
+    with inference_blocks(plan.block, plan.workers):
+        for start in range(0, total, chunk_size):
+            flat = torch.arange(start, min(start + chunk_size, total), device=device)
+            # pixel centres of the output grid, computed per chunk: no full-size coordinate tensor
+            coord = grid_coord(out_size, flat).unsqueeze(0)
+            rgb = model.query(features, coord, cell.expand_as(coord))
+            result[start:start + len(flat)] = rgb[0].clamp_(0, 1)
+            if progress is not None:
+                progress(start + len(flat), total)
+    return result.cpu().view(height, width, 3)
 
 
 def upscale(model, image, scale: float | None = None, size: tuple[int, int] | None = None,
