@@ -112,10 +112,10 @@ def _running_threads() -> int | None:
     return None
 
 
-def idle_cpus(samples: int = 5, interval: float = 0.002) -> int:
+def idle_cpus(samples: int = 3, interval: float = 0.001) -> int:
     """Available CPUs not busy with other work right now (at least 1).
 
-    Counts the machine's runnable threads a few times over ~10 ms (the 1-minute load average
+    Counts the machine's runnable threads a few times over ~2 ms (the 1-minute load average
     lags by a minute; this does not) and takes the median; the calling thread is not counted.
     Where that count cannot be read, returns `available_cpus()`.
     """
