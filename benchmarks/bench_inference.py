@@ -16,9 +16,9 @@ outputs of 512 px and more on the CPU), wall clock, including the encoder.
   test code; checked equal to ours.
 - authors' code / LIIF code: their own model classes (random weights, sizes taken from our
   `paper` preset's config) and their own `batched_predict` (chunks of 30000). Both call `.cuda()`
-  unconditionally; on the CPU that call is made a no-op inside their process only, and their
-  imports that are not installed here (torchvision, tensorboardX, timm, einops: none is used on
-  this path) are replaced by empty stand-ins.
+  (the authors' also torch.cuda.FloatTensor) unconditionally; on the CPU these are made CPU calls inside their process only, and their
+  imports that are not installed (here: torchvision, tensorboardX, timm, einops, pytorch_wavelets;
+  none is used on this path) are replaced by empty stand-ins, listed on stderr.
 - ours (LIIF): our `liif` model rendered as ours, to compare with the LIIF code.
 
 --busy N starts N processes that loop forever for the whole run (stopped at the end, on errors
@@ -133,16 +133,18 @@ class _StandIn(types.ModuleType):
 
 
 class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves `_StandIn` modules for the given top-level names (imports the checkouts make at
-    start-up but never use on the inference path)."""
+    """Last on sys.meta_path while a checkout is imported: serves a `_StandIn` for the packages
+    the checkouts import at start-up but never use on this path, when they are not installed."""
+    NAMES = {"torchvision", "tensorboardX", "timm", "einops", "pytorch_wavelets"}
 
-    def __init__(self, names):
-        self.names = set(names)
+    def __init__(self):
+        self.served = []
 
     def find_spec(self, fullname, path, target=None):
-        if fullname.split(".")[0] in self.names:
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
+        if fullname.split(".")[0] not in self.NAMES:
+            return None
+        self.served.append(fullname)
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
 
     def create_module(self, spec):
         return _StandIn(spec.name)
@@ -154,22 +156,26 @@ class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def reference_model(kind: str, code_path: str, device: str):
     """Build the authors' ARASFSR or the public LIIF model from its checkout (random weights,
     our `paper` preset's sizes); returns (model, their batched_predict, their make_coord)."""
-    import importlib.util
-
     import torch
     from torch import nn
 
     import arasfsr
-    missing = [name for name in ("torchvision", "tensorboardX", "timm", "einops")
-               if importlib.util.find_spec(name) is None]
-    sys.meta_path.insert(0, _StandInFinder(missing))
-    if device == "cpu":  # their code calls .cuda() unconditionally
+    if device == "cpu":  # their code calls .cuda() (and the authors' torch.cuda.FloatTensor) unconditionally
         torch.Tensor.cuda = lambda self, *args, **kwargs: self
         nn.Module.cuda = lambda self, *args, **kwargs: self
+        torch.cuda.FloatTensor = lambda *size: torch.empty(*size)
     sys.path.insert(0, os.path.abspath(code_path))
-    import models  # noqa: their package
-    from test import batched_predict  # noqa: their test script's chunked query
-    from utils import make_coord  # noqa
+    finder = _StandInFinder()
+    sys.meta_path.append(finder)
+    try:
+        import models  # noqa: their package
+        from test import batched_predict  # noqa: their test script's chunked query
+        from utils import make_coord  # noqa
+    finally:
+        sys.meta_path.remove(finder)
+    if finder.served:
+        print(f"{kind} code: not installed here, replaced by empty stand-ins: {sorted(set(finder.served))}",
+              file=sys.stderr)
     family = "arasfsr" if kind == "authors" else "liif"
     config = arasfsr.create_model(family, preset="paper").config
     encoder = {"name": "edsr-baseline", "args": {"n_resblocks": config.encoder_blocks,
