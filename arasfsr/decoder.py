@@ -129,13 +129,16 @@ def in_blocks(fn, projection, latent_shape, coord, cell) -> torch.Tensor:
     no barrier between threads inside a block, so a worker the OS parks (a busy machine) delays
     only its own block, where torch's intra-op threads would all wait for it at every op. On a
     GPU a block is large (few, big kernels). Default without `inference_blocks`: CPU blocks of
-    INFERENCE_BLOCK on the calling thread, GPU blocks of GPU_BLOCK.
+    INFERENCE_BLOCK over `torch.get_num_threads()` workers, GPU blocks of GPU_BLOCK. Under
+    torch.compile: one block (the compiler fuses the elementwise passes itself).
     """
     settings = _BLOCKS.get()
     on_cpu = coord.device.type == "cpu"
-    if settings is None:
-        settings = (INFERENCE_BLOCK if on_cpu else GPU_BLOCK, 1)
+    if settings is None:  # as `threads.inference_plan` for the calling thread's thread count
+        settings = (INFERENCE_BLOCK, torch.get_num_threads()) if on_cpu else (GPU_BLOCK, 1)
     block, workers = settings
+    if torch.compiler.is_compiling():  # one block: a loop of blocks would be unrolled into the graph
+        block, workers = coord.shape[0] * coord.shape[1], 1
     step = max(1, block // coord.shape[0])
     starts = range(0, coord.shape[1], step)
     workers = min(workers, len(starts)) if on_cpu else 1
