@@ -371,7 +371,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
                     help=f"a randomly initialised model of this preset, for testing ({', '.join(PRESETS)})")
     up.add_argument("--overwrite", action="store_true",
                     help="allow replacing existing files, the input included (never done without it)")
-    up.add_argument("--chunk-size", type=_positive_int, default=65536, help="queries per chunk (memory bound)")
+    up.add_argument("--chunk-size", type=_positive_int, default=None,
+                    help="queries per chunk (bounds memory; default: chosen per device)")
     up.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
     if restore:

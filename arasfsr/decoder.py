@@ -19,18 +19,26 @@ takes the nearest latent; the four predictions are blended with area weights (se
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .coords import make_coord, pixel_centres
 from .gcm import SineStream
+from .threads import CPU_BLOCK, GPU_BLOCK
+
+# Queries per block in no-grad CPU inference (4 corners each): the activations fit in cache.
+# (`render` picks blocks per device and thread count: `threads.inference_plan`.)
+INFERENCE_BLOCK = CPU_BLOCK
 
 # Corner shifts (vy, vx) of the local ensemble, in this order; flipping this axis maps each
 # corner to its diagonal partner (0<->3, 1<->2).
-# Queries per block in no-grad inference (4 corners each): the activations fit in cache.
-INFERENCE_BLOCK = 512
-
 CORNERS = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
 
 
@@ -87,17 +95,81 @@ def gather_rows(table: torch.Tensor, index: torch.Tensor, out: torch.Tensor | No
     return rows.view(*index.shape, d)
 
 
+# Block settings for the no-grad query, set by `render` per call (see `inference_blocks`); a
+# ContextVar, so two renders in two threads (a web app) each keep their own.
+_BLOCKS: ContextVar[tuple[int, int] | None] = ContextVar("arasfsr_inference_blocks", default=None)
+
+
+@contextlib.contextmanager
+def inference_blocks(block: int, workers: int = 1) -> Iterator[None]:
+    """Within this context, no-grad fast queries run in blocks of `block` queries, spread over
+    `workers` single-threaded CPU workers when `workers` > 1 (see `threads.inference_plan`).
+
+    Args:
+        block: queries per block (at least 1).
+        workers: CPU worker threads (1: blocks run in order on the calling thread, each op
+            using torch's intra-op threads). Ignored on a GPU.
+    """
+    if block < 1 or workers < 1:
+        raise ValueError(f"block and workers must be at least 1, got block={block}, workers={workers}")
+    token = _BLOCKS.set((int(block), int(workers)))
+    try:
+        yield
+    finally:
+        _BLOCKS.reset(token)
+
+
 def in_blocks(fn, projection, latent_shape, coord, cell) -> torch.Tensor:
-    """Run a no-grad query `fn` on blocks of queries small enough that each layer's activations
-    stay in the CPU cache: the elementwise passes (bias, ReLU, gating) then cost little next to
-    the matrix products. The blocks share one workspace of buffers, so the allocator is not asked
-    for (and the OS does not page in) fresh memory for every block. `chunk_size` in `upscale`
-    bounds memory; this bounds cache traffic."""
-    step = max(1, INFERENCE_BLOCK // coord.shape[0])
-    workspace: dict[str, torch.Tensor] = {}
-    blocks = [fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step], workspace)
-              for i in range(0, coord.shape[1], step)]
+    """Run a no-grad query `fn` on blocks of queries.
+
+    On the CPU a block is small enough that each layer's activations stay in the cache: the
+    elementwise passes (bias, ReLU, gating) then cost little next to the matrix products, and
+    each worker reuses one workspace of buffers (no fresh memory per block). With several
+    workers, each runs whole blocks with one thread and takes the next block when done: there is
+    no barrier between threads inside a block, so a worker the OS parks (a busy machine) delays
+    only its own block, where torch's intra-op threads would all wait for it at every op. On a
+    GPU a block is large (few, big kernels). Default without `inference_blocks`: CPU blocks of
+    INFERENCE_BLOCK over `torch.get_num_threads()` workers, GPU blocks of GPU_BLOCK. Under
+    torch.compile: one block (the compiler fuses the elementwise passes itself).
+    """
+    settings = _BLOCKS.get()
+    on_cpu = coord.device.type == "cpu"
+    if settings is None:  # as `threads.inference_plan` for the calling thread's thread count
+        settings = (INFERENCE_BLOCK, torch.get_num_threads()) if on_cpu else (GPU_BLOCK, 1)
+    block, workers = settings
+    if torch.compiler.is_compiling():  # one block: a loop of blocks would be unrolled into the graph
+        block, workers = coord.shape[0] * coord.shape[1], 1
+    step = max(1, block // coord.shape[0])
+    starts = range(0, coord.shape[1], step)
+    workers = min(workers, len(starts)) if on_cpu else 1
+    if workers == 1:
+        workspace: dict[str, torch.Tensor] = {}
+        blocks = [fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step], workspace)
+                  for i in starts]
+    else:
+        blocks = _spread_over_workers(fn, projection, latent_shape, coord, cell, starts, step, workers)
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+
+def _spread_over_workers(fn, projection, latent_shape, coord, cell, starts, step, workers):
+    """Blocks on `workers` single-threaded threads, handed out in order as workers free up."""
+    inference = torch.is_inference_mode_enabled()  # grad modes are per thread: copy the caller's
+    local = threading.local()
+
+    def run(i):
+        if not hasattr(local, "workspace"):  # first block of this worker thread
+            local.workspace = {}
+            torch.set_num_threads(1)  # this thread's ops run single-threaded
+        with torch.inference_mode(inference), torch.no_grad():
+            return fn(projection, latent_shape, coord[:, i:i + step], cell[:, i:i + step], local.workspace)
+
+    caller_threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="arasfsr-block") as pool:
+            return list(pool.map(run, starts))
+    finally:
+        # set_num_threads in a worker also sets the default for threads created later; restore it
+        torch.set_num_threads(caller_threads)
 
 
 def buffer(workspace: dict, name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:

@@ -21,13 +21,15 @@ import torch
 from PIL import Image
 
 from .coords import grid_coord, make_cell
+from .decoder import inference_blocks
 from .io import ImageError, ImageSource, merge_image, read_image, read_planes, split_image  # noqa: F401 (re-exported)
 from .sizes import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, MAX_SCALE, MIN_INPUT_SIDE, output_size  # noqa: F401 (re-exported)
+from .threads import idle_cpus, inference_plan, thread_limit
 
 if TYPE_CHECKING:
     from .model import SRModel
 
-DEFAULT_CHUNK_SIZE = 65536        # queries per chunk: bounds the decoder's working memory
+DEFAULT_CHUNK_SIZE = None         # queries per chunk (bounds memory); None: per device (threads.inference_plan)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -43,37 +45,70 @@ def open_image(image: ImageSource) -> Image.Image:
 
 
 @torch.inference_mode()
-def render(model, lr_image: torch.Tensor, out_size: tuple[int, int], chunk_size: int = DEFAULT_CHUNK_SIZE,
+def query_in_chunks(model, features, coord_of: Callable[[torch.Tensor], torch.Tensor], total: int,
+                    cell: torch.Tensor, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Query `total` points, chunk by chunk: the one query loop of `render` and `restore`.
+
+    Blocks, chunks and CPU workers are chosen per device by `threads.inference_plan`, within the
+    caller's torch thread count; the output does not depend on these choices.
+
+    Args:
+        features: `model.encode(...)` of the input.
+        coord_of: flat indices (N,) on the device -> their (N, 2) (row, col) coordinates.
+        cell: (2,) the output pixel size, the same for every point.
+        chunk_size: queries per chunk (bounds memory); None: chosen per device.
+        progress: called with (points done, total) after each chunk.
+    Returns:
+        (total, 3) float32 on the CPU, clamped to [0, 1].
+    """
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
+    device = features.latent.device
+    plan = inference_plan(device, torch.get_num_threads())
+    chunk_size = plan.chunk_size if chunk_size is None else chunk_size
+    result = torch.empty(total, 3, device=device)  # on the device: one copy at the end
+    with inference_blocks(plan.block, plan.workers):
+        for start in range(0, total, chunk_size):
+            flat = torch.arange(start, min(start + chunk_size, total), device=device)
+            coord = coord_of(flat).unsqueeze(0)  # computed per chunk: no full-size coordinate tensor
+            rgb = model.query(features, coord, cell.expand_as(coord))
+            result[start:start + len(flat)] = rgb[0].clamp_(0, 1)
+            if progress is not None:
+                progress(start + len(flat), total)
+    return result.cpu()
+
+
+@torch.inference_mode()
+def render(model, lr_image: torch.Tensor, out_size: tuple[int, int], chunk_size: int | None = DEFAULT_CHUNK_SIZE,
            sample: bool = False, generator: torch.Generator | None = None,
            progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Query every pixel centre of an out_size grid, chunk by chunk.
+    """Query every pixel centre of an out_size grid, chunk by chunk (`query_in_chunks`).
+
+    The encoder uses as many of the caller's torch threads as there are idle CPUs at the call (a
+    thread the OS parks makes the others wait at the end of every convolution); the caller's
+    thread setting is restored on return.
 
     Args:
         lr_image: (1, 3, h, w) in [0, 1], on the model's device.
+        chunk_size: queries per chunk (bounds memory); None: chosen per device.
     Returns:
         (H, W, 3) float32 on the CPU, clamped to [0, 1].
     """
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
-    height, width = out_size
-    device = lr_image.device
-    features = model.encode(lr_image, sample=sample, generator=generator)
-    result = torch.empty(height * width, 3)
-    cell = make_cell(out_size, device=device)
-    total = height * width
-    for start in range(0, total, chunk_size):
-        flat = torch.arange(start, min(start + chunk_size, total), device=device)
-        # pixel centres of the output grid, computed per chunk: no full-size coordinate tensor
-        coord = grid_coord(out_size, flat).unsqueeze(0)
-        rgb = model.query(features, coord, cell.expand_as(coord))
-        result[start:start + len(flat)] = rgb[0].clamp_(0, 1).cpu()
-        if progress is not None:
-            progress(start + len(flat), total)
-    return result.view(height, width, 3)
+    threads = torch.get_num_threads()
+    encoder_threads = min(threads, idle_cpus()) if lr_image.device.type == "cpu" else threads
+    with thread_limit(encoder_threads):
+        features = model.encode(lr_image, sample=sample, generator=generator)
+    cell = make_cell(out_size, device=lr_image.device)
+    out = query_in_chunks(model, features, lambda flat: grid_coord(out_size, flat), out_size[0] * out_size[1],
+                          cell, chunk_size, progress)
+    return out.view(*out_size, 3)
 
 
 def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None,
-            size: tuple[int | None, int | None] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+            size: tuple[int | None, int | None] | None = None, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
             device: str | torch.device = "auto", sample: bool = False, seed: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> Image.Image:
     """Super-resolve an image to any scale or any size.
@@ -87,7 +122,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
             Scale 1 returns the input unchanged (in its output mode).
         size: (height, width) of the output instead of a scale (anisotropic allowed); one side
             may be None to keep the aspect ratio.
-        chunk_size: queries per chunk; memory grows with it, speed barely does.
+        chunk_size: queries per chunk (bounds memory); None: chosen per device.
         device: "auto" (CUDA when available), "cpu", "cuda", ...
         sample: sample the LFE latent instead of using its mean (default: deterministic).
         seed: random seed for `sample` (default 0).
@@ -103,7 +138,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         raise ValueError(f"model must be an SRModel or 'bicubic', got {model!r}")
     if not is_bicubic and not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be an SRModel or 'bicubic', got {type(model).__name__}")
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
     rgb, alpha, mode, pil = read_planes(image)
     in_h, in_w = rgb.shape[:2]

@@ -62,7 +62,9 @@ class LocalFrequencyEstimator(nn.Module):
         mu, logvar = self.encoder(lr_norm).chunk(2, dim=1)
         logvar = logvar.clamp(*LOGVAR_RANGE)
         if sample:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            # randn_like when no generator: torch.compile traces it with symbolic shapes
+            eps = torch.randn_like(mu) if generator is None else torch.randn(
+                mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + eps * torch.exp(0.5 * logvar)
         else:
             z = mu  # deterministic inference: the mean of the latent distribution

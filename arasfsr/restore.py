@@ -157,7 +157,7 @@ def laplacian_variance(rgb: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- the model on the output grid
 @torch.inference_mode()
 def render_face(model, crop: np.ndarray, rows: np.ndarray, cols: np.ndarray, factor: tuple[float, float],
-                device: torch.device, chunk_size: int = inference.DEFAULT_CHUNK_SIZE,
+                device: torch.device, chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """The model's colours at output pixels given by their positions in an n x n crop.
 
@@ -174,15 +174,9 @@ def render_face(model, crop: np.ndarray, rows: np.ndarray, cols: np.ndarray, fac
     features = model.encode(lr)                          # once per face: the crop at its own pixels
     ys, xs = crop_frame(rows, n).to(device), crop_frame(cols, n).to(device)  # (R,), (C,)
     cell = torch.tensor([2 / (n * factor[0]), 2 / (n * factor[1])], device=device)
-    total = len(ys) * len(xs)
-    out = torch.empty(total, 3)
-    for start in range(0, total, chunk_size):
-        flat = torch.arange(start, min(start + chunk_size, total), device=device)
-        coord = torch.stack([ys[flat // len(xs)], xs[flat % len(xs)]], -1).unsqueeze(0)  # (1, N, 2) (row, col)
-        rgb = model.query(features, coord, cell.expand_as(coord))
-        out[start:start + len(flat)] = rgb[0].clamp_(0, 1).cpu()
-        if progress is not None:
-            progress(start + len(flat))
+    out = inference.query_in_chunks(
+        model, features, lambda flat: torch.stack([ys[flat // len(xs)], xs[flat % len(xs)]], -1),  # (N, 2) (row, col)
+        len(ys) * len(xs), cell, chunk_size, None if progress is None else (lambda done, total: progress(done)))
     return out.view(len(ys), len(xs), 3).numpy()
 
 
@@ -232,7 +226,7 @@ def _plan(found: list[faces.Face], factor: tuple[float, float], max_faces: int
 def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: float | None = None,
             size: tuple[int, int] | None = None, *, detector=None, max_faces: int = MAX_FACES,
             device: str | torch.device = "auto", progress: Progress | None = None,
-            chunk_size: int = inference.DEFAULT_CHUNK_SIZE) -> tuple[Image.Image, list[FaceReport]]:
+            chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by bicubic interpolation.
 
     Args:
@@ -247,7 +241,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         device: "auto" (CUDA when available), "cpu", ... The model runs there in eval mode, and is
             left on its own device in its own mode afterwards.
         progress: called with (output pixels rendered, total) after each chunk of queries.
-        chunk_size: queries per model call; memory grows with it.
+        chunk_size: queries per model call (bounds memory); None: chosen per device.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """

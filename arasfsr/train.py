@@ -583,7 +583,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes")
     parser.add_argument("--device", default=d.device)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile")
+    parser.add_argument("--compile", action="store_true", help="torch.compile (CPU with a C compiler, or CUDA)")
     parser.add_argument("--data-description", default=d.data_description)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--no-progress", action="store_true")

@@ -28,3 +28,7 @@ def face_image():
     y, x = np.mgrid[0:20, 0:28]
     base = np.stack([np.sin(x / 4), np.cos(y / 5), np.sin((x + y) / 6)], -1) * 0.4 + 0.5
     return (np.clip(base + rng.normal(0, 0.03, base.shape), 0, 1) * 255).astype(np.uint8)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes (e.g. torch.compile); deselect with -m 'not slow'")
