@@ -15,7 +15,12 @@ def main() -> None:
         import gradio  # noqa: F401 (checked here so that a missing extra is one clear line)
     except ImportError:
         raise SystemExit("the demo needs Gradio: pip install -r requirements.txt (or pip install 'arasfsr[app]')")
+    from arasfsr.threads import configure_threads
     from demo.ui import LAUNCH_KWARGS, build_demo
+
+    # torch threads: the CPUs this process may use (OMP_NUM_THREADS wins when set); on a busy
+    # host `render` spreads the decoder over single-threaded workers, so no smaller count is needed
+    print(f"arasfsr demo: {configure_threads()} torch thread(s)")
 
     port = int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
     host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")

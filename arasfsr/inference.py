@@ -56,7 +56,7 @@ def query_in_chunks(model, features, coord_of: Callable[[torch.Tensor], torch.Te
     Args:
         features: `model.encode(...)` of the input.
         coord_of: flat indices (N,) on the device -> their (N, 2) (row, col) coordinates.
-        cell: (2,) the output pixel size, the same for every point.
+        cell: (2,) the output pixel size, the same for every point, on the model's device.
         chunk_size: queries per chunk (bounds memory); None: chosen per device.
         progress: called with (points done, total) after each chunk.
     Returns:
@@ -64,7 +64,7 @@ def query_in_chunks(model, features, coord_of: Callable[[torch.Tensor], torch.Te
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
-    device = features.latent.device
+    device = cell.device
     plan = inference_plan(device, torch.get_num_threads())
     chunk_size = plan.chunk_size if chunk_size is None else chunk_size
     result = torch.empty(total, 3, device=device)  # on the device: one copy at the end

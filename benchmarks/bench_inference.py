@@ -16,7 +16,8 @@ outputs of 512 px and more on the CPU), wall clock, including the encoder.
   test code; checked equal to ours.
 - authors' code / LIIF code: their own model classes (random weights, sizes taken from our
   `paper` preset's config) and their own `batched_predict` (chunks of 30000). Both call `.cuda()`
-  (the authors' also torch.cuda.FloatTensor) unconditionally; on the CPU these are made CPU calls inside their process only, and their
+  (the authors' also torch.cuda.FloatTensor) unconditionally; on the CPU these are made CPU calls
+  inside their process only, and their
   imports that are not installed (here: torchvision, tensorboardX, timm, einops, pytorch_wavelets;
   none is used on this path) are replaced by empty stand-ins, listed on stderr.
 - ours (LIIF): our `liif` model rendered as ours, to compare with the LIIF code.
@@ -168,9 +169,9 @@ def reference_model(kind: str, code_path: str, device: str):
     finder = _StandInFinder()
     sys.meta_path.append(finder)
     try:
-        import models  # noqa: their package
-        from test import batched_predict  # noqa: their test script's chunked query
-        from utils import make_coord  # noqa
+        import models  # noqa: F401 (their package)
+        from test import batched_predict  # their test script's chunked query
+        from utils import make_coord
     finally:
         sys.meta_path.remove(finder)
     if finder.served:
@@ -222,7 +223,7 @@ def in_child(target, *args):
         while True:
             try:
                 return queue.get(timeout=1)
-            except Exception:  # queue.Empty
+            except Exception:  # noqa: BLE001 (queue.Empty, from the multiprocessing context)
                 if not proc.is_alive():
                     raise RuntimeError(f"{target.__name__}{args} failed (exit code {proc.exitcode}); see above")
     finally:
