@@ -90,6 +90,7 @@ def test_public_functions_are_typed_and_documented():
         assert function.__doc__, function.__name__
 
 
+@pytest.mark.slow
 def test_import_is_cheap():
     """`import arasfsr` loads no torch; a public name loads its module when first used."""
     code = ("import sys, arasfsr; before = 'torch' in sys.modules; arasfsr.upscale;"

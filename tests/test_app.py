@@ -281,6 +281,7 @@ def test_zoom_view(tmp_path):
 
 
 # ----------------------------------------------------------------------------- robustness view
+@pytest.mark.slow
 def test_robustness_view(examples, tmp_path):
     result = robustness.robustness(examples["grace_hopper_256"], 128)
     assert result.sheet.size == (5 * (128 + 4) - 4, 20 + 3 * (128 + 4) - 4)  # 4 input sizes + reference
@@ -296,6 +297,7 @@ def test_robustness_view(examples, tmp_path):
 
 
 # ----------------------------------------------------------------------------- whole-photo mode
+@pytest.mark.slow
 def test_whole_photo_super_resolves_the_face_only(examples):
     result = photo.enhance_photo(examples["astronaut"], 1.5)
     out = np.asarray(Image.open(result.result_path))
@@ -308,6 +310,7 @@ def test_whole_photo_super_resolves_the_face_only(examples):
     assert result.overview.size[0] <= 640
 
 
+@pytest.mark.slow
 def test_whole_photo_keeps_transparency(examples, tmp_path):
     rgba = np.dstack([np.asarray(Image.open(examples["astronaut"])), np.full((512, 512), 255, np.uint8)])
     rgba[:64, :64, 3] = 0
@@ -318,6 +321,7 @@ def test_whole_photo_keeps_transparency(examples, tmp_path):
     assert alpha[:70, :70].max() == 0 and alpha[100:, 100:].min() == 255
 
 
+@pytest.mark.slow
 def test_whole_photo_reports_faces_it_leaves_alone(examples, monkeypatch, tmp_path):
     too_large = photo.enhance_photo(examples["grace_hopper"], 3.3)  # a 320 px face -> 1056 px > 1024
     assert too_large.faces[0].status == restore.KEPT and "too large" in too_large.report
@@ -355,6 +359,7 @@ def _estimates(tracker: jobs.Tracker, total: float) -> list[float]:
     return [elapsed / fraction / total for elapsed, fraction in tracker.reports if 0.2 <= fraction < 0.97]
 
 
+@pytest.mark.slow
 def test_progress_estimates_are_within_2x_of_the_real_time(examples):
     tracker = jobs.Tracker(None)
     started = time.perf_counter()
@@ -371,6 +376,7 @@ def test_progress_estimates_are_within_2x_of_the_real_time(examples):
     assert any(d.endswith("s left)") for d in shown)  # the visitor sees the estimate
 
 
+@pytest.mark.slow
 def test_stop_ends_a_run_at_the_next_chunk(examples):
     calls = []
 
@@ -401,6 +407,7 @@ def test_spaces_front_matter():
     assert card.sdk_version.split(".")[0] == gr.__version__.split(".")[0]
 
 
+@pytest.mark.slow
 def test_python_app_py_serves_the_demo(weights):
     """The host's command: python app.py, on $PORT, with the offline defaults set before gradio loads."""
     port = free_port()
@@ -435,6 +442,7 @@ def client():
         yield Client(url, verbose=False)
 
 
+@pytest.mark.slow
 def test_client_upscales_at_a_non_integer_scale(client, examples):
     from gradio_client import handle_file
 
@@ -448,6 +456,7 @@ def test_client_upscales_at_a_non_integer_scale(client, examples):
     assert len(pair) == 2 and "240 x 240" in info and Image.open(zoom).width > 0
 
 
+@pytest.mark.slow
 def test_client_size_request_and_refusals_keep_the_server_up(client, examples, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -465,6 +474,7 @@ def test_client_size_request_and_refusals_keep_the_server_up(client, examples, t
     assert Image.open(client.predict(face, 1.5, api_name="/upscale")[0]).size == (96, 96)  # still serving
 
 
+@pytest.mark.slow
 def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, examples, capfd):
     """Whatever an API client sends, it gets our one-line reason, and the server log stays free of tracebacks."""
     from gradio_client import handle_file
@@ -489,6 +499,7 @@ def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, exam
     assert "Traceback" not in log.err + log.out
 
 
+@pytest.mark.slow
 def test_examples_have_results_before_anyone_runs_them(client):
     """Launching the page cached every example's output (before/after slider and text)."""
     folders = [p for p in Path(os.environ["GRADIO_EXAMPLES_CACHE"]).iterdir() if (p / "log.csv").is_file()]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from _demo_support import demo_weights, launched_app, one_thread
 
+pytestmark = pytest.mark.slow  # a browser and a server: minutes
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)

@@ -217,6 +217,7 @@ def test_bad_weight_files_give_one_line_naming_the_file(tmp_path, photo, capsys)
         assert name in err and reason in err
 
 
+@pytest.mark.slow
 def test_tampered_config_is_refused_before_allocation(tmp_path):
     """A 1.9 MB file claiming hidden_dim 40000 (12.8 GB of weights) is refused from its header."""
     def tamper(meta):
@@ -300,6 +301,7 @@ def test_width_and_height_flags(photo, tmp_path):
 
 
 # ----------------------------------------------------------------------------- packaging
+@pytest.mark.slow
 def test_wheel_ships_the_weights_and_an_install_finds_them(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
@@ -335,6 +337,7 @@ def test_missing_weights_name_the_environment_variable(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("module,missing,extra", [("arasfsr.faces", "cv2", "arasfsr[data]"),
                                                   ("arasfsr.data.offline", "cv2", "arasfsr[data]")])
+@pytest.mark.slow
 def test_optional_dependency_errors_name_the_extra(module, missing, extra):
     code = (f"import sys; sys.modules[{missing!r}] = None\n"
             f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)")

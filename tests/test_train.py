@@ -46,6 +46,7 @@ def _config(faces, out, **kw):
     return TrainConfig(**values)
 
 
+@pytest.mark.slow
 def test_train_tiny_end_to_end(faces, tmp_path):
     path = train(_config(faces, tmp_path / "run"), progress=False)
     model = arasfsr.load_model(path)
@@ -65,6 +66,7 @@ def _run_cli(faces, out, *extra, **popen):
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_continues_exactly(faces, tmp_path):
     steps = ["--steps", "40", "--ckpt-every", "4"]
     proc = _run_cli(faces, tmp_path / "killed", *steps)
@@ -161,6 +163,7 @@ def test_workers_build_the_same_batches(faces):
     assert all(torch.equal(a[k], b[k]) for a, b in zip(inline, parallel) for k in a)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo(faces, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "arasfsr", "train", "--preset", "tiny",
