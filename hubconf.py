@@ -39,3 +39,10 @@ def arasfsr_no_lfe(pretrained: bool = True, device: str = "auto", preset: str = 
 def arasfsr_no_gcm(pretrained: bool = True, device: str = "auto", preset: str = "small"):
     """The ablation without global coordinate modulation."""
     return _entry("arasfsr-no-gcm", pretrained, device, preset)
+
+
+def arasfsr_real(pretrained: bool = True, device: str = "auto", preset: str = "small"):
+    """ARASFSR trained on degraded inputs (blur, noise, JPEG 30-95): for ordinary photos."""
+    if not pretrained:
+        return _entry("arasfsr", pretrained, device, preset)
+    return _entry("arasfsr-real", pretrained, device, preset)

@@ -13,7 +13,7 @@ from arasfsr import weights
 from .errors import InputError, quote
 
 REAL_PHOTO = "Real photo (JPEG, noise)"
-REAL_PHOTO_FILE = "arasfsr-real_small.safetensors"
+REAL_PHOTO_FILE = weights.DEFAULT_WEIGHTS["arasfsr-real"]
 # label -> weight file name in WEIGHTS_DIR, or "bicubic"
 CHOICES = {"ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
            "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE, "Bicubic": "bicubic"}

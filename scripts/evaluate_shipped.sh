@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Regenerate the model card's tables (held-out test split of the offline face set, CPU).
+#   results/test_split/       the authors' protocol (LR and HR by bicubic from the master)
+#   results/test_split_jpeg40 the same faces with the LR saved as JPEG at quality 40
+#   results/restore*.md       whole photos /4 restored (benchmarks/bench_restore.py), clean and JPEG q40
+# The previous release's weights (format 1) are compared when runs/format1/ holds them
+# (scripts/train_shipped.sh puts them there). Usage: bash scripts/evaluate_shipped.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+[ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
+old=()
+for family in arasfsr lte; do
+  if [ -s "runs/format1/${family}_small.safetensors" ]; then
+    cp "runs/format1/${family}_small.safetensors" "runs/format1/${family}-0.1.safetensors"
+    old+=("runs/format1/${family}-0.1.safetensors")
+  fi
+done
+python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/lte_small.safetensors \
+  weights/liif_small.safetensors weights/arasfsr-no-lfe_small.safetensors weights/arasfsr-no-gcm_small.safetensors \
+  "${old[@]}" --data data/faces --split test --input-sizes 16,32,64 --scales 1.5,2,3,4,8 --out results/test_split
+python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/arasfsr-real_small.safetensors \
+  --data data/faces --split test --input-sizes 16,32 --scales 2,4,8 --degradation jpeg40 --out results/test_split_jpeg40
+for weights in arasfsr_small arasfsr-real_small; do
+  python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native \
+    --markdown "results/restore_${weights}.md"
+  python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native --jpeg 40 \
+    --markdown "results/restore_${weights}_jpeg40.md"
+done
