@@ -2,7 +2,7 @@
 # Regenerate the model card's tables (held-out test split of the offline face set, CPU).
 #   results/test_split/       the authors' protocol (LR and HR by bicubic from the master)
 #   results/test_split_jpeg40 the same faces with the LR saved as JPEG at quality 40
-#   results/restore*.md       whole photos /4 restored (benchmarks/bench_restore.py), clean and JPEG q40
+#   results/restore*.md       whole photos /4 restored (benchmarks/bench_restore.py), clean, JPEG q75 and q40
 # The previous release's weights (format 1) are compared when runs/format1/ holds them
 # (scripts/train_shipped.sh puts them there). Usage: bash scripts/evaluate_shipped.sh
 set -euo pipefail
@@ -24,6 +24,8 @@ python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/a
 for weights in arasfsr_small arasfsr-real_small; do
   python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native \
     --markdown "results/restore_${weights}.md"
-  python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native --jpeg 40 \
-    --markdown "results/restore_${weights}_jpeg40.md"
+  for quality in 75 40; do
+    python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native --jpeg "$quality" \
+      --markdown "results/restore_${weights}_jpeg${quality}.md"
+  done
 done
