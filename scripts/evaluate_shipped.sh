@@ -21,6 +21,8 @@ python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/l
   "${old[@]}" --data data/faces --split test --input-sizes 16,32,64 --scales 1.5,2,3,4,8 --out results/test_split
 python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/arasfsr-real_small.safetensors \
   --data data/faces --split test --input-sizes 16,32 --scales 2,4,8 --degradation jpeg40 --out results/test_split_jpeg40
+python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/arasfsr-real_small.safetensors \
+  --data data/faces --split test --input-sizes 16,32 --scales 2,4,8 --out results/test_split_real_clean
 for weights in arasfsr_small arasfsr-real_small; do
   python benchmarks/bench_restore.py --weights "weights/$weights.safetensors" --methods native \
     --markdown "results/restore_${weights}.md"
