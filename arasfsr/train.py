@@ -48,8 +48,9 @@ MAX_PARAMETER_ABS = 1e4
 PRESET_LEARNING_RATES = {"paper": 1e-4, "small": 4e-4, "tiny": 4e-4}
 # Settings that define what is trained; a resumed run must keep them.
 FIXED_ON_RESUME = ("model", "preset")
-# Settings of the machine, not of the run: never compared on resume.
-RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile")
+# Settings of the machine, not of the run (and init_from, which only matters at step 0): never
+# compared on resume.
+RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile", "init_from")
 SCALE_BANDS = ((1.0, 2.0), (2.0, 4.0), (4.0, float("inf")))  # for the per-scale loss log
 
 
