@@ -282,6 +282,8 @@ def test_download_keeps_only_a_file_with_the_expected_sha256(tmp_path):
     assert target.read_bytes() == b"an npm pack"
     source.unlink()  # cached and verified: no second download
     assert offline.download(source.as_uri(), good, tmp_path / "npm") == target
+    with pytest.raises(RuntimeError, match="--no-extras"):  # unreachable: says how to build without it
+        offline.download((tmp_path / "missing.tgz").as_uri(), good, tmp_path / "npm")
 
 
 def test_read_member_from_a_wheel_and_an_npm_pack(tmp_path):

@@ -154,8 +154,12 @@ def download(url: str, sha256: str, dest: Path, timeout: float = 60.0) -> Path:
         return target
     dest.mkdir(parents=True, exist_ok=True)
     print(f"downloading {url} into {dest}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        data = response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except OSError as error:  # URLError, timeouts, refused connections
+        raise RuntimeError(f"could not download {url} ({error}); to build the set without the group photos, "
+                           "run python -m arasfsr.data.offline with --no-extras") from error
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise RuntimeError(f"{url}: sha256 {digest} is not the expected {sha256}; nothing was saved")
