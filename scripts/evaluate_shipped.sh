@@ -3,18 +3,20 @@
 #   results/test_split/       the authors' protocol (LR and HR by bicubic from the master)
 #   results/test_split_jpeg40 the same faces with the LR saved as JPEG at quality 40
 #   results/restore*.md       whole photos /4 restored (benchmarks/bench_restore.py), clean, JPEG q75 and q40
-# The previous release's weights (format 1) are compared when runs/format1/ holds them
-# (scripts/train_shipped.sh puts them there). Usage: bash scripts/evaluate_shipped.sh
+# The earlier releases' ARASFSR and LTE files are compared too: 0.2 (format 2) and 0.1 (format 1),
+# taken from the git history into runs/previous/ once. Usage: bash scripts/evaluate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
+mkdir -p runs/previous
 old=()
-for family in arasfsr lte; do
-  if [ -s "runs/format1/${family}_small.safetensors" ]; then
-    cp "runs/format1/${family}_small.safetensors" "runs/format1/${family}-0.1.safetensors"
-    old+=("runs/format1/${family}-0.1.safetensors")
-  fi
+for release in 0.2:a75dfcf 0.1:ea755a1; do
+  for family in arasfsr lte; do
+    file="runs/previous/${family}-${release%%:*}.safetensors"
+    [ -s "$file" ] || git show "${release#*:}:weights/${family}_small.safetensors" > "$file"
+    old+=("$file")
+  done
 done
 python -m arasfsr evaluate --weights weights/arasfsr_small.safetensors weights/lte_small.safetensors \
   weights/liif_small.safetensors weights/arasfsr-no-lfe_small.safetensors weights/arasfsr-no-gcm_small.safetensors \
