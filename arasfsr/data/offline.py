@@ -336,23 +336,30 @@ def detect_faces(files: list[Path], package: Path, detector, sizes: tuple[int, .
             reason = "no_face" if found is None else "low_score"
             dropped.append({"source": source, "reason": reason})
             continue
-        score, landmarks = found
-        side = source_side(landmarks)
-        size = next((s for s in sizes if s <= side * (1 + 1e-9)), None)
-        if size is None:
-            dropped.append({"source": source, "reason": "too_small", "crop_side": round(side, 1)})
+        record = _crop_record(source, *found, rgb, sizes, max_outside)
+        if "reason" in record:
+            dropped.append(record)
             continue
-        outside = outside_fraction(landmarks, rgb.shape[:2])
-        if outside > max_outside:
-            dropped.append({"source": source, "reason": "outside_photo", "outside": round(outside, 3)})
-            continue
-        record = {"source": source, "identity": identity_from_filename(path), "aliases": [],
-                  "size": size, "score": round(score, 4), "crop_side": round(side, 1),
-                  "outside": round(outside, 3), "image_size": [rgb.shape[1], rgb.shape[0]],
-                  "landmarks": np.round(landmarks, 2).tolist(), "_crop": align_face(rgb, landmarks, size)}
+        record.update(identity=identity_from_filename(path), aliases=[])
         first_by_hash[digest] = record
         kept.append(record)
     return kept, dropped
+
+
+def _crop_record(source: str, score: float, landmarks: np.ndarray, rgb: np.ndarray, sizes: tuple[int, ...],
+                 max_outside: float) -> dict:
+    """The aligned crop of one detected face and its facts, or a dropped record ("reason": too_small,
+    when every size would need upsampling, or outside_photo)."""
+    side = source_side(landmarks)
+    size = next((s for s in sizes if s <= side * (1 + 1e-9)), None)
+    if size is None:
+        return {"source": source, "reason": "too_small", "crop_side": round(side, 1)}
+    outside = outside_fraction(landmarks, rgb.shape[:2])
+    if outside > max_outside:
+        return {"source": source, "reason": "outside_photo", "outside": round(outside, 3)}
+    return {"source": source, "size": size, "score": round(score, 4), "crop_side": round(side, 1),
+            "outside": round(outside, 3), "image_size": [rgb.shape[1], rgb.shape[0]],
+            "landmarks": np.round(landmarks, 2).tolist(), "_crop": align_face(rgb, landmarks, size)}
 
 
 def detect_group_faces(photos: list[tuple[str, Path]], detector, sizes: tuple[int, ...], min_score: float,
@@ -371,21 +378,13 @@ def detect_group_faces(photos: list[tuple[str, Path]], detector, sizes: tuple[in
             if face.score < min_score:
                 dropped.append({"source": source, "reason": "low_score"})
                 continue
-            side = source_side(face.landmarks)
-            size = next((s for s in sizes if s <= side * (1 + 1e-9)), None)
-            if size is None:
-                dropped.append({"source": source, "reason": "too_small", "crop_side": round(side, 1)})
+            record = _crop_record(source, face.score, face.landmarks, rgb, sizes, max_outside)
+            if "reason" in record:
+                dropped.append(record)
                 continue
-            outside = outside_fraction(face.landmarks, rgb.shape[:2])
-            if outside > max_outside:
-                dropped.append({"source": source, "reason": "outside_photo", "outside": round(outside, 3)})
-                continue
-            kept.append({"source": source, "identity": f"{_slug(Path(path).stem)}_face{k}", "aliases": [],
-                         "stem": f"{_slug(Path(path).stem)}_face{k}", "split": "train",
-                         "size": size, "score": round(face.score, 4), "crop_side": round(side, 1),
-                         "outside": round(outside, 3), "image_size": [rgb.shape[1], rgb.shape[0]],
-                         "landmarks": np.round(face.landmarks, 2).tolist(),
-                         "_crop": align_face(rgb, face.landmarks, size)})
+            name = f"{_slug(Path(path).stem)}_face{k}"
+            record.update(identity=name, aliases=[], stem=name, split="train")
+            kept.append(record)
     return kept, dropped
 
 
