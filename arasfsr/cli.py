@@ -295,6 +295,30 @@ def _load(args: argparse.Namespace, family: str):
     return load_model(args.weights or family, device=args.device)
 
 
+def _is_auto(args: argparse.Namespace) -> bool:
+    """No --weights, --model or --random-weights: the weights are chosen per input by its damage."""
+    return not (args.weights or args.model or args.random_weights)
+
+
+def _picker(args: argparse.Namespace, family: str):
+    """path -> the model for that input. Given flags: one model for all. None: per input, by
+    `arasfsr.damage.choose` (JPEG quality or block edges), the choice and its reason printed."""
+    if not _is_auto(args):
+        model = _load(args, family)
+        return lambda path: model
+    from .damage import choose, describe
+    from .weights import load_model
+    cache: dict = {}
+
+    def pick(path: Path):
+        name, damage = choose(path)
+        print(f"{Path(path).name}: {describe(name, damage)}", file=sys.stderr)
+        if name not in cache:
+            cache[name] = "bicubic" if name == "bicubic" else load_model(name, device=args.device)
+        return cache[name]
+    return pick
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from .io import image_size
     from .sizes import check_request, output_size
@@ -309,11 +333,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             output_size(image_size(source), scale, size)
         except ValueError as err:
             raise UsageError(_named(source, err)) from None
-    model = _load(args, family)  # imports torch
+    pick = _picker(args, family)  # imports torch
     from .inference import upscale
 
     def fn(path: Path):
-        return upscale(model, path, scale=scale, size=size, chunk_size=args.chunk_size, device=args.device,
+        return upscale(pick(path), path, scale=scale, size=size, chunk_size=args.chunk_size, device=args.device,
                        sample=args.sample, seed=args.seed)
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress)
 
@@ -322,12 +346,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Whole photos: every face found super-resolved in place over a bicubic background."""
     from .io import image_size
     from .sizes import MAX_PHOTO_PIXELS, check_request, output_size
-    from .weights import default_weights_path
 
     scale, size = size_request(args)
     check_request(scale, size)
-    if not (args.weights or args.model or args.random_weights) and default_weights_path("arasfsr-real").is_file():
-        args.weights = "arasfsr-real"  # photos carry JPEG and noise: the real-world weights by default
     family = check_model_arguments(args)
     plan = plan_jobs(args.input, args.output, overwrite=args.overwrite)
     if not plan.batch:
@@ -336,11 +357,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             output_size(image_size(source), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
         except ValueError as err:
             raise UsageError(_named(source, err)) from None
-    model = _load(args, family)  # imports torch
+    pick = _picker(args, family)  # imports torch
     from .restore import restore
 
     def fn(path: Path):
-        image, reports = restore(model, path, scale=scale, size=size, max_faces=args.max_faces,
+        image, reports = restore(pick(path), path, scale=scale, size=size, max_faces=args.max_faces,
                                  device=args.device, chunk_size=args.chunk_size)
         enhanced = sum(r.status == "enhanced" for r in reports)
         kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
@@ -364,7 +385,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
     up.add_argument("--height", type=_positive_int,
                     help="output height in px (alone: the width keeps the aspect ratio)")
     up.add_argument("--model", default=None, choices=[*FAMILIES, "bicubic"],
-                    help="model family (default: the one in --weights, else arasfsr)")
+                    help="model family (default: the one in --weights; with neither, the shipped weights are "
+                         "chosen per input by its damage, JPEG quality or block edges, and the choice is printed)")
     up.add_argument("--weights", help="weight file (.safetensors or a LIIF .pth) or a shipped name; "
                                       "default: the shipped weights of --model")
     up.add_argument("--random-weights", metavar="PRESET", choices=list(PRESETS),

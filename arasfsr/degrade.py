@@ -17,17 +17,17 @@ import io
 import numpy as np
 from PIL import Image
 
-KINDS = ("bicubic", "nn_jpeg", "realistic", "jpeg<Q>")
+KINDS = ("bicubic", "nn_jpeg", "realistic", "mixed", "jpeg<Q>")
 
 
 def check_kind(kind: str) -> str:
     """Validate a degradation name: bicubic, nn_jpeg, realistic, or jpegQ (bicubic, then JPEG at
     quality Q in 1..95, e.g. jpeg40)."""
-    if kind in KINDS[:3]:
+    if kind in KINDS[:4]:
         return kind
     if kind.startswith("jpeg") and kind[4:].isdigit() and 1 <= int(kind[4:]) <= 95:
         return kind
-    raise ValueError(f"unknown degradation {kind!r}; choose bicubic, nn_jpeg, realistic or jpegQ "
+    raise ValueError(f"unknown degradation {kind!r}; choose bicubic, nn_jpeg, realistic, mixed or jpegQ "
                      f"(Q = JPEG quality 1-95, e.g. jpeg40)")
 
 
@@ -55,6 +55,33 @@ def realistic(img: Image.Image, size: tuple[int, int], rng: int | np.random.Gene
     if rng.random() < p["noise_probability"]:
         out = add_noise(out, rng.uniform(*p["noise_sigma"]), rng)
     return jpeg(out, int(rng.integers(p["jpeg_quality"][0], p["jpeg_quality"][1] + 1)))
+
+
+# The "mixed" training degradation: clean, lightly and heavily damaged inputs in one stream, so one
+# model serves lossless LR as well as ordinary JPEG photos (the realistic mix alone never shows a
+# clean input and always applies JPEG 30-95). (name, probability); "light" is bicubic, white noise
+# of 0.5-2 levels with probability 0.3, then JPEG at 75-95.
+MIXED = (("bicubic", 0.35), ("light", 0.25), ("realistic", 0.40))
+LIGHT = dict(noise_probability=0.3, noise_sigma=(0.5, 2.0), jpeg_quality=(75, 95))
+
+
+def mixed(img: Image.Image, size: tuple[int, int], rng: int | np.random.Generator) -> Image.Image:
+    """A draw from `MIXED`: clean bicubic (35%), light damage (25%) or `realistic` (40%)."""
+    rng = _as_generator(rng)
+    u, kind = rng.random(), MIXED[-1][0]
+    for name, probability in MIXED:
+        if u < probability:
+            kind = name
+            break
+        u -= probability
+    if kind == "bicubic":
+        return bicubic_resize(img, size)
+    if kind == "realistic":
+        return realistic(img, size, rng)
+    out = bicubic_resize(img, size)
+    if rng.random() < LIGHT["noise_probability"]:
+        out = add_noise(out, rng.uniform(*LIGHT["noise_sigma"]), rng)
+    return jpeg(out, int(rng.integers(LIGHT["jpeg_quality"][0], LIGHT["jpeg_quality"][1] + 1)))
 
 
 def _pil_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -151,7 +178,8 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
     """Make an LR image of `size` = (height, width) from an HR master.
 
     Kinds: "bicubic" (the protocol), "nn_jpeg" (the authors' real-world set), "jpegQ" (bicubic,
-    then JPEG at quality Q), "realistic" (randomised blur/noise/JPEG, needs `rng`; see `realistic`).
+    then JPEG at quality Q), "realistic" (randomised blur/noise/JPEG, needs `rng`; see `realistic`),
+    "mixed" (clean, light or realistic, needs `rng`; see `mixed`).
     Order: blur the master (if blur_sigma > 0), resize ("bicubic": PIL bicubic; "nn_jpeg": nearest
     neighbour), add noise (if noise_sigma > 0), then JPEG (only for "nn_jpeg").
 
@@ -167,10 +195,10 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
         PIL image of the requested size.
     """
     kind = check_kind(kind)
-    if kind == "realistic":
+    if kind in ("realistic", "mixed"):
         if rng is None:
-            raise ValueError("the realistic degradation is random: give rng (an int seed or numpy Generator)")
-        return realistic(img, size, rng)
+            raise ValueError(f"the {kind} degradation is random: give rng (an int seed or numpy Generator)")
+        return (realistic if kind == "realistic" else mixed)(img, size, rng)
     if kind.startswith("jpeg"):
         jpeg_quality, kind = int(kind[4:]), "bicubic_jpeg"
     if noise_sigma > 0 and rng is None:

@@ -3,7 +3,8 @@
     python -m arasfsr evaluate --data data/faces --split test --input-sizes 16,32,64 --scales 1.5,2,3,4,8
 
 For every (input size s, scale r): LR = bicubic(master, s) and HR = bicubic(master, round(s r)),
-both straight from the master; Y-channel PSNR (uint8 Y, full image, no shave) and SSIM
+both straight from the master (`--transform real`: from the master after a fixed real-photo
+transform, `arasfsr.augment.real_photo`); Y-channel PSNR (uint8 Y, full image, no shave) and SSIM
 (scikit-image). Pairs whose HR would be larger than the master are skipped (an upsampled master
 is no ground truth), so `n` says how many faces each number averages.
 """
@@ -138,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scales", type=_numbers(float), default=[1.5, 2, 3, 4, 8])
     parser.add_argument("--degradation", default="bicubic", type=_degradation,
                         help="LR operator: bicubic (the protocol), nn_jpeg, or jpegQ, e.g. jpeg40")
+    parser.add_argument("--transform", default="none", choices=("none", "real"),
+                        help="real: each master first gets the real-photo transform (colour cast, gamma, white balance, "
+                             "roll up to 10 degrees, framing and scale jitter, JPEG q70-95 of the source; fixed per face)")
     parser.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
     parser.add_argument("--out", default="results", help="output folder")
     parser.set_defaults(func=_main)
@@ -162,6 +166,9 @@ def _main(args) -> int:
     if len(folder) == 0:
         raise ValueError(f"no images in {args.data} (split {args.split!r})")
     masters = [folder[i] for i in range(len(folder))]
+    if args.transform == "real":
+        from .augment import real_photo
+        masters = [real_photo(m, seed=i) for i, m in enumerate(masters)]
     rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation)
     written = write_results(rows, args.out)
     print(markdown_table(rows))

@@ -50,7 +50,8 @@ PRESET_LEARNING_RATES = {"paper": 1e-4, "small": 4e-4, "tiny": 4e-4}
 FIXED_ON_RESUME = ("model", "preset")
 # Settings of the machine, not of the run (and init_from, which only matters at step 0): never
 # compared on resume.
-RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile", "init_from")
+RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile", "init_from",
+                    "select_data")
 SCALE_BANDS = ((1.0, 2.0), (2.0, 4.0), (4.0, float("inf")))  # for the per-scale loss log
 
 
@@ -71,8 +72,11 @@ class TrainConfig:
     rollback_drop: float = 0.5          # validation this many dB below the best: roll back, halve the lr (0: off)
     input_sizes: tuple[int, int] = (16, 64)
     scale_range: tuple[float, float] = (1.0, 8.0)
-    degradation: str = "bicubic"        # bicubic | nn_jpeg | realistic | jpegQ
+    degradation: str = "bicubic"        # bicubic | nn_jpeg | realistic | mixed | jpegQ
     hflip: bool = True                  # random horizontal flips
+    photometric: float = 0.0            # probability of a random colour cast / gamma / contrast / saturation
+    geometric: float = 0.0              # probability of a random roll (<= 10 deg), zoom and shift
+    select_data: str = ""               # faces from elsewhere (their val split): pick the exported weights by them
     kl_weight: float = 0.0              # the authors define a KL term and train with weight 0
     init_from: str = ""                 # start from these weights (.safetensors), e.g. to fine-tune
     val_every: int = 250
@@ -155,6 +159,11 @@ def validation_set(data: str, input_size: int = 16, scale: float = 4.0, limit: i
         if master.size[0] >= round(input_size * scale):
             pairs.append(make_eval_pair(master, input_size, scale, degradation))
     return pairs
+
+
+def validation_kinds(degradation: str) -> tuple[str, ...]:
+    """The LR operators a run is validated on: its own, JPEG q40 for `realistic`, clean and q40 for `mixed`."""
+    return {"realistic": ("jpeg40",), "mixed": ("bicubic", "jpeg40")}.get(degradation, (degradation,))
 
 
 def validate(model, pairs) -> float:
@@ -256,6 +265,7 @@ class Trainer:
         self.step_index, self.elapsed = 0, 0.0
         self.last_val = {"val_psnr": float("nan"), "ema_val_psnr": float("nan")}
         self.best: dict | None = None   # the best-validating state so far, for rollbacks
+        self.best_select: dict | None = None  # step and score of the best state on --select-data
         self.lr_scale = 1.0             # halved at every rollback
 
     # ---- setup ---------------------------------------------------------------------------
@@ -276,12 +286,20 @@ class Trainer:
         from .data import SRBatchCollate
         cfg = self.cfg
         collate = SRBatchCollate(cfg.input_sizes, cfg.scale_range, cfg.num_queries, cfg.degradation,
-                                 seed=cfg.seed, hflip=cfg.hflip)
+                                 seed=cfg.seed, hflip=cfg.hflip, photometric=cfg.photometric, geometric=cfg.geometric)
         self.batches = Batches(training_masters(cfg.data), collate, cfg.batch_size, cfg.seed, self.rank, cfg.steps)
-        # validation on the training degradation (so real-world weights are judged on real-world inputs)
-        val_kind = "jpeg40" if cfg.degradation == "realistic" else cfg.degradation
-        self.val_pairs = validation_set(cfg.data, degradation=val_kind) if self.rank == 0 else []
+        # validation on the training degradation (so real-world weights are judged on real-world inputs;
+        # a mixed model on clean and JPEG q40 inputs both)
+        kinds = validation_kinds(cfg.degradation)
+        self.val_pairs = [p for k in kinds for p in validation_set(cfg.data, degradation=k)] if self.rank == 0 else []
         self.bicubic_val = validate("bicubic", self.val_pairs)
+        # faces from elsewhere: the export is the state that scored best on them
+        self.select_pairs = []
+        if cfg.select_data and self.rank == 0:
+            self.select_pairs = [p for k in kinds for p in validation_set(cfg.select_data, degradation=k, limit=64)]
+            if not self.select_pairs:
+                raise ValueError(f"--select-data {cfg.select_data}: no val-split faces of 64 px or more there")
+        self.bicubic_select = validate("bicubic", self.select_pairs)
 
     # ---- resume --------------------------------------------------------------------------
     def resume(self) -> None:
@@ -314,6 +332,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_index, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.best, self.lr_scale = state.get("best"), float(state.get("lr_scale", 1.0))
+        if state.get("config", {}).get("select_data") == cfg.select_data:  # a new selection set starts afresh
+            self.best_select = state.get("best_select")
         rngs = state["rng"]
         torch.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
         if self.rank == 0 and self.log_path.exists():  # drop log lines written after the checkpoint
@@ -368,7 +388,23 @@ class Trainer:
             result["ema_val_psnr"] = validate(self.ema, self.val_pairs)
         self.last_val = result
         self._keep_best_or_roll_back(result)
+        if self.select_pairs:
+            self._select(result)
         return result
+
+    def _select(self, result: dict) -> None:
+        """Score raw and EMA weights on the faces from elsewhere; export the best state so far."""
+        scores = {"raw": validate(self.model, self.select_pairs)}
+        if self.ema is not None:
+            scores["ema"] = validate(self.ema, self.select_pairs)
+        which = max(scores, key=scores.get)
+        result.update({f"select_{k}_psnr": v for k, v in scores.items()})
+        result["select_bicubic_psnr"] = self.bicubic_select
+        best = self.best_select or {}
+        if scores[which] > best.get("psnr", float("-inf")):
+            self.best_select = {"psnr": scores[which], "step": self.step_index, "exported": which}
+            self.export(self.ema if which == "ema" else self.model, which,
+                        self.out / f"{self.cfg.model}_{self.cfg.preset}.selected.safetensors")
 
     def _state(self) -> dict:
         """Model, optimiser and EMA state, copied to the CPU."""
@@ -410,28 +446,37 @@ class Trainer:
             _save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                           "ema": self.ema.state_dict() if self.ema is not None else None,
                           "step": self.step_index, "elapsed": self.elapsed, "rng": rngs,
-                          "best": self.best, "lr_scale": self.lr_scale,
+                          "best": self.best, "lr_scale": self.lr_scale, "best_select": self.best_select,
                           "config": {k: _plain(v) for k, v in asdict(self.cfg).items()}}, self.ckpt_path)
 
-    def export(self) -> Path:
-        """Write the better of the raw and EMA weights (by the last validation) as .safetensors."""
+    def export(self, chosen=None, exported: str = "", export: Path | None = None) -> Path:
+        """Write the better of the raw and EMA weights (by the last validation) as .safetensors
+        (or `chosen`, labelled `exported`, to `export`)."""
         from .weights import save_model
         cfg = self.cfg
-        use_ema = self.ema is not None and not (self.last_val["val_psnr"] > self.last_val.get("ema_val_psnr", float("nan")))
-        chosen = self.ema if use_ema else self.model
+        if chosen is None:
+            raw_better = self.last_val["val_psnr"] > self.last_val.get("ema_val_psnr", float("nan"))
+            use_ema = self.ema is not None and not raw_better
+            chosen, exported = (self.ema, "ema") if use_ema else (self.model, "raw")
         problem = weights_problem(chosen)
         if problem:
             raise FloatingPointError(f"{problem}: not exported")
-        export = self.out / f"{cfg.model}_{cfg.preset}.safetensors"
-        val_kind = "jpeg40" if cfg.degradation == "realistic" else cfg.degradation
+        export = export or self.out / f"{cfg.model}_{cfg.preset}.safetensors"
+        val_kind = "+".join(validation_kinds(cfg.degradation))
+        extra = {}
+        if self.best_select:
+            extra = {"selected_on": Path(cfg.select_data).name,
+                     "selected_psnr_16_to_64": round(self.best_select["psnr"], 3),
+                     "selected_step": self.best_select["step"]}
         save_model(chosen, export, training={
             "model": cfg.model, "preset": cfg.preset, "steps": self.step_index, "wall_time_s": round(self.elapsed, 1),
             "batch_size": cfg.batch_size * self.world, "num_queries": cfg.num_queries,
             "learning_rate": cfg.learning_rate, "warmup_steps": cfg.warmup_steps, "grad_clip": cfg.grad_clip,
-            "ema_decay": cfg.ema_decay, "exported": "ema" if use_ema else "raw",
+            "ema_decay": cfg.ema_decay, "exported": exported,
             "rollbacks": round(-np.log2(self.lr_scale)),
             "input_sizes": list(cfg.input_sizes), "scale_range": list(cfg.scale_range),
             "degradation": cfg.degradation, "hflip": cfg.hflip, "kl_weight": cfg.kl_weight,
+            "photometric": cfg.photometric, "geometric": cfg.geometric, **extra,
             "init_from": self.init_info, "data": cfg.data_description or Path(cfg.data).name,
             f"val_psnr_16_to_64_{val_kind}": round(max(self.last_val["val_psnr"],
                                                        self.last_val.get("ema_val_psnr", float("-inf"))), 3),
@@ -573,8 +618,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-sizes", type=_pair(int), default=d.input_sizes, help="min,max LR side, e.g. 16,64")
     parser.add_argument("--scale-range", type=_pair(float), default=d.scale_range, help="min,max scale, e.g. 1,8")
     parser.add_argument("--degradation", default=d.degradation, type=_degradation,
-                        help="bicubic | nn_jpeg | realistic (random blur, noise, JPEG 30-95) | jpegQ")
+                        help="bicubic | nn_jpeg | realistic (random blur, noise, JPEG 30-95) | mixed (clean, light JPEG "
+                             "or realistic) | jpegQ")
     parser.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
+    parser.add_argument("--photometric", type=float, default=d.photometric,
+                        help="probability of a random colour cast, gamma, contrast and saturation per face (0: off)")
+    parser.add_argument("--geometric", type=float, default=d.geometric,
+                        help="probability of a random roll (up to 10 degrees), zoom and shift per face (0: off)")
+    parser.add_argument("--select-data", default=d.select_data,
+                        help="faces from other sources than the training set (their val split): the weights that "
+                             "score best on them are also written as MODEL_PRESET.selected.safetensors")
     parser.add_argument("--kl-weight", type=float, default=d.kl_weight)
     parser.add_argument("--init-from", default=d.init_from, help="start from these weights (fine-tuning)")
     parser.add_argument("--val-every", type=int, default=d.val_every)

@@ -3,7 +3,9 @@
     python benchmarks/bench_restore.py --threads 1
     python benchmarks/bench_restore.py --weights weights/arasfsr_small.safetensors --factor 4 --markdown out.md
 
-Photos: the held-out TEST split of the offline face set (built by `python -m arasfsr.data.offline`:
+Photos (`--ood DIR`: instead, the test-split photos of the out-of-distribution set, faces from
+other sources than the training studio, built by `python -m arasfsr.data.ood`):
+the held-out TEST split of the offline face set (built by `python -m arasfsr.data.offline`:
 it records each crop's source photo in data/faces/manifest.json; the photos are read from the
 wheel it unpacked into .cache/arasfsr/). Each photo as it is, plus multi-face photos composed from
 several test photos side by side (different sizes) on a grey background. Nothing else is used.
@@ -65,6 +67,13 @@ def test_split_photos(data: Path) -> list[tuple[str, Image.Image]]:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         photos.append((Path(entry["source"]).stem, Image.alpha_composite(white, rgba).convert("RGB")))
     return photos
+
+
+def ood_photos(data: Path, split: str = "test") -> list[tuple[str, Image.Image]]:
+    """(name, RGB photo) of every photo of one split of the out-of-distribution set."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    return [(Path(p["name"]).stem, Image.open(data / p["name"]).convert("RGB"))
+            for p in manifest["photos"] if p["split"] == split]
 
 
 def compose(photos: list[tuple[str, Image.Image]], count: int, seed: int = 0) -> list[tuple[str, Image.Image]]:
@@ -183,13 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--composites", type=int, default=COMPOSITES)
     parser.add_argument("--jpeg", type=int, default=0, help="save the LR as JPEG at this quality (0: no JPEG)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--ood", default=None,
+                        help="use instead the TEST-split photos of the out-of-distribution set "
+                             "(python -m arasfsr.data.ood), e.g. data/ood, as they are (no composites)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
 
     model = weights.load_model(args.weights).eval()
-    photos = test_split_photos(Path(args.data))
-    photos += compose(photos, args.composites)
+    if args.ood:
+        photos = ood_photos(Path(args.ood))
+    else:
+        photos = test_split_photos(Path(args.data))
+        photos += compose(photos, args.composites)
     methods = args.methods.split(",")
     rows, gains = [], {m: {"faces": [], "photo": []} for m in methods}
     header = (["photo", "size", "faces"] + ["bicubic faces dB"]

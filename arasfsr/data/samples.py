@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import get_worker_info
 
+from ..augment import augment
 from ..coords import make_coord
 from ..degrade import bicubic_resize, check_kind, degrade
 
@@ -58,7 +59,10 @@ class SRBatchCollate:
     seed; those runs are reproducible when torch is seeded.
 
     Augmentation. With `hflip`, each face is mirrored left-right with probability 1/2 (an aligned
-    face mirrored is still an aligned face, so the global coordinate prior stays valid).
+    face mirrored is still an aligned face, so the global coordinate prior stays valid). With
+    `photometric` / `geometric` > 0, each master is also given, with that probability, a random
+    colour cast, gamma, contrast and saturation / a roll of up to 10 degrees, zoom and shift
+    (`arasfsr.augment`); LR and HR are both made from the augmented master.
 
     Args:
         input_sizes: inclusive (min, max) LR side in pixels.
@@ -68,6 +72,7 @@ class SRBatchCollate:
             (master, (s, s), rng) -> PIL LR image.
         seed: base seed.
         hflip: random horizontal flips.
+        photometric, geometric: probabilities of the two augmentation families (0: off).
     Returns (per call) a dict of tensors:
         lr (B, 3, s, s) in [0, 1]; coord (B, N, 2) (row, col) pixel centres of the queried HR pixels;
         cell (B, N, 2) = (2 / H_hr, 2 / W_hr); gt (B, N, 3) in [0, 1]; scale (B,) = H_hr / s.
@@ -75,7 +80,7 @@ class SRBatchCollate:
 
     def __init__(self, input_sizes: tuple[int, int] = (16, 64), scale_range: tuple[float, float] = (1.0, 8.0),
                  num_queries: int = 1024, degradation: str | Callable = "bicubic", seed: int = 0,
-                 hflip: bool = False):
+                 hflip: bool = False, photometric: float = 0.0, geometric: float = 0.0):
         lo, hi = input_sizes
         if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi:
             raise ValueError(f"input_sizes must be integers with 1 <= min <= max, got {input_sizes}")
@@ -91,6 +96,9 @@ class SRBatchCollate:
         self.degradation = degradation
         self.seed = int(seed)
         self.hflip = bool(hflip)
+        if not (0 <= photometric <= 1 and 0 <= geometric <= 1):
+            raise ValueError(f"augmentation probabilities must be in [0, 1], got {photometric} and {geometric}")
+        self.photometric, self.geometric = float(photometric), float(geometric)
         self.calls = 0
 
     def _rng(self) -> np.random.Generator:
@@ -121,6 +129,8 @@ class SRBatchCollate:
         for master, side in zip(masters, sides):
             if self.hflip and rng.random() < 0.5:
                 master = master.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.photometric or self.geometric:
+                master = augment(master, rng, self.photometric, self.geometric)
             r_max = min(self.scale_range[1], side / s)
             r = r_max if r_max <= self.scale_range[0] else rng.uniform(self.scale_range[0], r_max)
             hr_size = min(side, max(s, round(s * r)))  # s <= hr_size <= side
