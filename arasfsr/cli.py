@@ -300,7 +300,7 @@ def _is_auto(args: argparse.Namespace) -> bool:
     return not (args.weights or args.model or args.random_weights)
 
 
-def _picker(args: argparse.Namespace, family: str):
+def _picker(args: argparse.Namespace, family: str, mode: str = "upscale"):
     """path -> the model for that input. Given flags: one model for all. None: per input, by
     `arasfsr.damage.choose` (JPEG quality or block edges), the choice and its reason printed."""
     if not _is_auto(args):
@@ -311,7 +311,7 @@ def _picker(args: argparse.Namespace, family: str):
     cache: dict = {}
 
     def pick(path: Path):
-        name, damage = choose(path)
+        name, damage = choose(path, mode=mode)
         print(f"{Path(path).name}: {describe(name, damage)}", file=sys.stderr)
         if name not in cache:
             cache[name] = "bicubic" if name == "bicubic" else load_model(name, device=args.device)
@@ -357,7 +357,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             output_size(image_size(source), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
         except ValueError as err:
             raise UsageError(_named(source, err)) from None
-    pick = _picker(args, family)  # imports torch
+    pick = _picker(args, family, "restore")  # imports torch
     from .restore import restore
 
     def fn(path: Path):

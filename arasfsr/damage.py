@@ -97,16 +97,25 @@ def assess(image: Image.Image | np.ndarray) -> Damage:
 # Which shipped weights serve each damage level ("bicubic": no model helps there). Measured on the
 # out-of-distribution faces (faces from other sources than the training set; see the model card,
 # "Faces from elsewhere", and scripts/evaluate_shipped.sh).
-CHOICE = {"clean": "arasfsr", "light": "arasfsr-real", "heavy": "arasfsr-real"}
+# "upscale": aligned faces (the Face tab, `arasfsr upscale`); "restore": faces found in whole photos
+# (the Whole-photo tab, `arasfsr restore`), where the crops are rendered at native pixels.
+CHOICES = {"upscale": {"clean": "arasfsr", "light": "arasfsr", "heavy": "arasfsr-real"},
+           "restore": {"clean": "arasfsr", "light": "arasfsr", "heavy": "bicubic"}}
+CHOICE = CHOICES["upscale"]
 
 
-def choose(image, choice: dict | None = None) -> tuple[str, Damage]:
+def choose(image, choice: dict | None = None, mode: str = "upscale") -> tuple[str, Damage]:
     """The weights for one input (a path or a PIL image) and the damage that decided it.
+
+    `mode` picks the table of `CHOICES` ("upscale" or "restore"); `choice` overrides it.
 
     A path is opened here so that a JPEG's quantisation tables are read (an image that was already
     decoded and converted has lost them and is judged by its block edges).
     """
-    choice = choice or CHOICE
+    if choice is None:
+        if mode not in CHOICES:
+            raise ValueError(f"mode must be one of {tuple(CHOICES)}, got {mode!r}")
+        choice = CHOICES[mode]
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         from .io import read_image
         pil = read_image(image, max_pixels=None)  # raises a clear error for a bad file

@@ -42,7 +42,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from arasfsr import faces, inference, restore, weights  # noqa: E402
+from arasfsr import damage, faces, inference, restore, weights  # noqa: E402
 from arasfsr.degrade import jpeg  # noqa: E402
 from arasfsr.metrics import rgb_to_y  # noqa: E402
 
@@ -184,7 +184,9 @@ def psnr_y_on(pred: Image.Image, target: np.ndarray, mask: np.ndarray | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=str(weights.default_weights_path("arasfsr")))
+    parser.add_argument("--weights", default=str(weights.default_weights_path("arasfsr")),
+                        help="weight file or shipped name; auto: the shipped weights chosen per LR by its damage "
+                             "(arasfsr.damage.choose, the CLI's default), native method only")
     parser.add_argument("--data", default=str(REPO / "data" / "faces"), help="the offline face set (its manifest)")
     parser.add_argument("--factor", type=int, default=4, help="downscale factor (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -199,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
 
-    model = weights.load_model(args.weights).eval()
+    models = {}
+
+    def model_for(lr: Image.Image):
+        """The given weights, or with --weights auto the shipped ones `arasfsr.damage.choose` picks for this LR."""
+        name = damage.choose(lr, mode="restore")[0] if args.weights == "auto" else args.weights
+        if name not in models:
+            models[name] = "bicubic" if name == "bicubic" else weights.load_model(name).eval()
+        return models[name]
+
     if args.ood:
         photos = ood_photos(Path(args.ood))
     else:
@@ -225,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         row = [name, f"{lr.width}x{lr.height}->{hr.shape[1]}x{hr.shape[0]}", str(len(restore.detect(hr)))]
         row.append(f"{base_faces:.2f}")
         face_gain, photo_gain = [], []
+        model = model_for(lr)
         for method in methods:
             started = time.perf_counter()
             if method == "native":
@@ -255,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
-    damage = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
-    print(f"\n{len(rows)} photos, x{args.factor}{damage}, weights {Path(args.weights).name}, {args.threads} thread(s); "
+    damaged = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
+    print(f"\n{len(rows)} photos, x{args.factor}{damaged}, weights {Path(args.weights).name}, {args.threads} thread(s); "
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])

@@ -24,7 +24,7 @@ class UpscaleResult:
     notes: list[str] = field(default_factory=list)
 
 
-def upscale_face(path, scale=4.0, model_label: str = models.DEFAULT_MODEL, resize_by: str = "scale", width=None,
+def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize_by: str = "scale", width=None,
                  height=None, sample: bool = False, seed=0, progress: Progress | Tracker | None = None
                  ) -> UpscaleResult:
     """Super-resolve one face image to a scale or a size; also makes the bicubic comparison.
@@ -35,9 +35,10 @@ def upscale_face(path, scale=4.0, model_label: str = models.DEFAULT_MODEL, resiz
     image, info = load_image(path, MAX_FACE_SIDE)
     out_h, out_w = sizes.plan_size(info.shape, resize_by, scale, width, height)
     scale = sizes.check_scale(scale) if resize_by == "scale" else None
+    model_label, choice = models.resolve(model_label, path)
     model = models.get_model(model_label)
     seed = sizes.check_seed(seed) if sample else 0
-    notes = input_notes(info)
+    notes = ([choice] if choice else []) + input_notes(info)
     if sample and (model == "bicubic" or not model.config.use_lfe):
         notes.append(f"{model_label} has no LFE latent, so 'sample' changes nothing")
 

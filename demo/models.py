@@ -12,13 +12,15 @@ from arasfsr import weights
 
 from .errors import InputError, quote
 
+AUTO = "Auto (by the input's damage)"
 REAL_PHOTO = "Real photo (JPEG, noise)"
 REAL_PHOTO_FILE = weights.DEFAULT_WEIGHTS["arasfsr-real"]
 # label -> weight file name in WEIGHTS_DIR, or "bicubic"
-CHOICES = {"ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
+CHOICES = {AUTO: "auto", "ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
            "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE, "Bicubic": "bicubic"}
-SHORT = {"ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real", "Bicubic": "bicubic"}
-DEFAULT_MODEL = "ARASFSR"
+SHORT = {AUTO: "auto", "ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real", "Bicubic": "bicubic"}
+DEFAULT_MODEL = "ARASFSR"   # loaded at start; the robustness view's default
+FACE_DEFAULT = AUTO         # the Face tab's and the Whole-photo tab's default
 OPTIONAL = (REAL_PHOTO,)   # hidden, not reported missing, when its file is absent
 
 # The model card's limits, on the page in two sentences.
@@ -37,7 +39,7 @@ def model_path(label: str) -> Path:
 
 def available_models() -> dict[str, bool]:
     """Each choice and whether it can run (its weight file exists; bicubic always can)."""
-    return {label: CHOICES[label] == "bicubic" or model_path(label).is_file() for label in CHOICES}
+    return {label: CHOICES[label] in ("bicubic", "auto") or model_path(label).is_file() for label in CHOICES}
 
 
 def face_choices() -> list[str]:
@@ -52,8 +54,22 @@ def photo_choices() -> list[str]:
 
 
 def photo_default() -> str:
-    """The real-photo weights when installed (photos are JPEG and noisy), else ARASFSR."""
-    return REAL_PHOTO if available_models()[REAL_PHOTO] else DEFAULT_MODEL
+    """Auto: the weights are chosen per photo by its damage (`arasfsr.damage`)."""
+    return AUTO
+
+
+def resolve(label: str, path, mode: str = "upscale") -> tuple[str, str]:
+    """(the choice to run, a note for the page): Auto becomes the choice that `arasfsr.damage.choose`
+    makes for this input (JPEG quality from its tables, or block edges), with its reason."""
+    if label != AUTO:
+        return label, ""
+    from arasfsr import damage
+    name, found = damage.choose(path, mode=mode)
+    chosen = next((k for k, v in SHORT.items() if v == name), DEFAULT_MODEL)
+    note = damage.describe(name, found)
+    if not available_models().get(chosen, False):
+        chosen, note = DEFAULT_MODEL, note + f" ({chosen} is not installed here: {DEFAULT_MODEL} instead)"
+    return chosen, f"Auto chose {chosen}: {note}"
 
 
 def get_model(label: str):
@@ -62,6 +78,8 @@ def get_model(label: str):
         raise InputError(f"Unknown model {quote(label)}; choose one of {', '.join(face_choices())}.")
     if CHOICES[label] == "bicubic":
         return "bicubic"
+    if CHOICES[label] == "auto":
+        raise InputError("Auto picks its model per input: resolve it with the input first (demo.models.resolve).")
     path = model_path(label)
     key = str(path)
     with _models_lock:
@@ -79,6 +97,11 @@ def model_card() -> str:
     for label, name in CHOICES.items():
         if name == "bicubic":
             rows.append("| Bicubic | none | Pillow's bicubic resize: the baseline every model must beat |")
+            continue
+        if name == "auto":
+            rows.append(f"| {AUTO} | chosen per input | clean inputs: ARASFSR; JPEG or once-JPEG inputs: the weights "
+                        "measured best on such faces from other sources (or bicubic where none helps); the page "
+                        "says which and why |")
             continue
         path = model_path(label)
         if not path.is_file():

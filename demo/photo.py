@@ -83,6 +83,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     if model_label not in models.photo_choices():
         raise InputError(f"Whole-photo mode needs a model ({', '.join(models.photo_choices())}); "
                          f"got {quote(model_label)}.")
+    model_label, choice = models.resolve(model_label, path, "restore")
     model = models.get_model(model_label)
 
     # progress: the background work (bicubic, detection, PNGs) and the faces, each by its expected cost
@@ -107,5 +108,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     result_path = outputs.save_png(result, folder / name)
     bicubic = inference.merge_image(*restore.bicubic_background(image, (out_h, out_w)))  # the same background
     bicubic_path = outputs.save_png(bicubic, folder / f"{stem}_bicubic_{out_w}x{out_h}.png")
-    return PhotoResult(result_path, bicubic_path, out_w, out_h, seconds, _overview(image, reports),
-                       _report(reports, model_label, info, out_w, out_h, scale, seconds), reports)
+    report = _report(reports, model_label, info, out_w, out_h, scale, seconds)
+    if choice:
+        report = f"{choice}.  \n{report}"
+    return PhotoResult(result_path, bicubic_path, out_w, out_h, seconds, _overview(image, reports), report, reports)

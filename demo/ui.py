@@ -77,7 +77,7 @@ def _tracker(progress: gr.Progress | None, request: gr.Request | None) -> jobs.T
 
 
 # ----------------------------------------------------------------------------- event functions
-def run_upscale(image, scale=4.0, model=models.DEFAULT_MODEL, resize_by="scale", width=256, height=256,
+def run_upscale(image, scale=4.0, model=models.FACE_DEFAULT, resize_by="scale", width=256, height=256,
                 sample=False, seed=0, request: gr.Request = None, progress=gr.Progress()):
     """Super-resolve a face. Returns (result PNG, bicubic PNG, (bicubic, result) for the slider,
     the download, a summary, the zoom view) and the zoom state."""
@@ -203,7 +203,7 @@ def _face_tab(examples) -> None:
                 height = unchecked(gr.Number(256, label="Target height (px)", precision=None,
                                              elem_id="target-height"))
             output_size = gr.Markdown("Upload an image to see the output size.", elem_id="output-size")
-            model = unchecked(gr.Dropdown(models.face_choices(), value=models.DEFAULT_MODEL, label="Model",
+            model = unchecked(gr.Dropdown(models.face_choices(), value=models.FACE_DEFAULT, label="Model",
                                           elem_id="model"))
             with gr.Accordion("LFE latent (ARASFSR only)", open=False):
                 sample = unchecked(gr.Checkbox(False, label="Sample the latent with a seed (default: its mean, "

@@ -33,3 +33,25 @@ for weights in arasfsr_small arasfsr-real_small; do
       --markdown "results/restore_${weights}_jpeg${quality}.md"
   done
 done
+
+# Faces from elsewhere (release 0.4): the test split of data/ood (python -m arasfsr.data.ood; faces from
+# other registry packages than the training set), aligned, with clean, JPEG q75 and q40 LR; the studio's
+# test split under the real-photo transform; and the whole photos of data/ood /4 (clean, q90, q75, q40)
+# with the default (auto: weights chosen per input by its damage) and each shipped ARASFSR file alone.
+[ -f data/ood/manifest.json ] || python -m arasfsr.data.ood --out data/ood
+[ -s runs/previous/arasfsr-0.3.safetensors ] || git show "246de60:weights/arasfsr_small.safetensors" > runs/previous/arasfsr-0.3.safetensors
+gen=(weights/arasfsr_small.safetensors weights/arasfsr-real_small.safetensors weights/lte_small.safetensors
+     runs/previous/arasfsr-0.3.safetensors)
+for kind in bicubic jpeg75 jpeg40; do
+  python -m arasfsr evaluate --weights "${gen[@]}" --data data/ood --split test --input-sizes 16,32 --scales 2,4,8 \
+    --degradation "$kind" --out "results/ood_test_${kind}"
+done
+python -m arasfsr evaluate --weights "${gen[@]}" --data data/faces --split test --transform real \
+  --input-sizes 16,32 --scales 2,4,8 --out results/test_split_real_photo
+for weights in auto weights/arasfsr_small.safetensors weights/arasfsr-real_small.safetensors; do
+  tag=$(basename "$weights" .safetensors)
+  for quality in 0 90 75 40; do
+    python benchmarks/bench_restore.py --weights "$weights" --methods native --ood data/ood --jpeg "$quality" \
+      --markdown "results/restore_ood_${tag}_q${quality}.md"
+  done
+done

