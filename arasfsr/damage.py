@@ -99,8 +99,8 @@ def assess(image: Image.Image | np.ndarray) -> Damage:
 # "Faces from elsewhere", and scripts/evaluate_shipped.sh).
 # "upscale": aligned faces (the Face tab, `arasfsr upscale`); "restore": faces found in whole photos
 # (the Whole-photo tab, `arasfsr restore`), where the crops are rendered at native pixels.
-CHOICES = {"upscale": {"clean": "arasfsr", "light": "arasfsr", "heavy": "arasfsr-real"},
-           "restore": {"clean": "arasfsr", "light": "arasfsr", "heavy": "bicubic"}}
+CHOICES = {"upscale": {"clean": "arasfsr", "light": "arasfsr-real", "heavy": "arasfsr-real"},
+           "restore": {"clean": "arasfsr", "light": "arasfsr-real", "heavy": "arasfsr-real"}}
 CHOICE = CHOICES["upscale"]
 
 

@@ -62,7 +62,7 @@ DEFAULT_WEIGHTS = {
     "lte": "lte_small.safetensors",
     "arasfsr-no-lfe": "arasfsr-no-lfe_small.safetensors",
     "arasfsr-no-gcm": "arasfsr-no-gcm_small.safetensors",
-    "arasfsr-real": "arasfsr-real_small.safetensors",   # ARASFSR for ordinary photos (JPEG, noise, blur)
+    "arasfsr-real": "arasfsr-real_small.safetensors",   # ARASFSR for ordinary photos: clean, JPEG, noise, blur
 }
 
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_shipped_names_load_and_list_models_names_them():
     assert arasfsr.list_models() == ["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "arasfsr-real"]
     real = arasfsr.load_model("arasfsr-real")
-    assert real.config.name == "arasfsr" and real.training_info["degradation"] == "realistic"
+    assert real.config.name == "arasfsr" and real.training_info["degradation"] == "mixed"
     for name in ("arasfsr", "lte"):
         model = arasfsr.load_model(name)
         assert isinstance(model, SRModel) and not model.training
