@@ -119,12 +119,10 @@ def choose(image, choice: dict | None = None, mode: str = "upscale") -> tuple[st
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         from .io import read_image
         pil = read_image(image, max_pixels=None)  # raises a clear error for a bad file
-        with Image.open(image) as raw:
-            tables = getattr(raw, "quantization", None)
+        if not getattr(pil, "quantization", None):  # EXIF rotation or a mode change drops the tables
+            with Image.open(image) as raw:
+                pil.quantization = getattr(raw, "quantization", None)
         damage = assess(pil)
-        if tables and damage.quality is None:
-            pil.quantization = tables
-            damage = assess(pil)
     else:
         damage = assess(image)
     return choice[damage.level], damage

