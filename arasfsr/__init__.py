@@ -22,7 +22,8 @@ _EXPORTS = {
     "make_coord": "coords", "make_cell": "coords",
 }
 _SUBMODULES = {"cli", "coords", "data", "decoder", "degrade", "encoder", "evaluate", "faces", "gcm",
-               "inference", "io", "lfe", "metrics", "model", "presets", "restore", "sizes", "train", "weights"}
+               "inference", "io", "lfe", "metrics", "model", "presets", "restore", "sizes", "threads", "train",
+               "weights", "damage", "augment"}
 
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -302,7 +302,13 @@ def _is_auto(args: argparse.Namespace) -> bool:
 
 def _picker(args: argparse.Namespace, family: str, mode: str = "upscale"):
     """path -> the model for that input. Given flags: one model for all. None: per input, by
-    `arasfsr.damage.choose` (JPEG quality or block edges), the choice and its reason printed."""
+    `arasfsr.damage.choose` (JPEG quality or block edges), the choice and its reason printed.
+    The device is checked first: a bad --device is one line before any work."""
+    from .threads import resolve_device
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
     if not _is_auto(args):
         model = _load(args, family)
         return lambda path: model
@@ -342,6 +348,18 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress)
 
 
+def _background(args: argparse.Namespace):
+    """--background: (model or None, words for the report). auto: the natural-photo weights when
+    this install ships them, else bicubic."""
+    from .weights import default_weights_path, load_model
+    choice = args.background
+    if choice == "auto":
+        choice = "natural" if default_weights_path("natural").is_file() else "bicubic"
+    if choice == "bicubic":
+        return None, "bicubic"
+    return load_model("natural", device=args.device), "the natural-photo model (natural)"
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     """Whole photos: every face found super-resolved in place over a bicubic background."""
     from .io import image_size
@@ -359,14 +377,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise UsageError(_named(source, err)) from None
     pick = _picker(args, family, "restore")  # imports torch
     from .restore import restore
+    background, drawn_by = _background(args)
 
     def fn(path: Path):
         image, reports = restore(pick(path), path, scale=scale, size=size, max_faces=args.max_faces,
-                                 device=args.device, chunk_size=args.chunk_size)
+                                 device=args.device, chunk_size=args.chunk_size, background=background)
         enhanced = sum(r.status == "enhanced" for r in reports)
         kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
         print(f"{path.name}: {len(reports)} face(s) found, {enhanced} enhanced"
-              + (f"; kept bicubic: {'; '.join(kept)}" if kept else ""), file=sys.stderr)
+              + (f"; left to the background: {'; '.join(kept)}" if kept else "")
+              + f"; background by {drawn_by}", file=sys.stderr)
         return image
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress, desc="restore")
 
@@ -399,6 +419,9 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
     up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
     if restore:
         up.add_argument("--max-faces", type=int, default=12, help="super-resolve at most this many faces per photo")
+        up.add_argument("--background", choices=("auto", "natural", "bicubic"), default="auto",
+                        help="what draws everything but the faces: the natural-photo model, or bicubic as before "
+                             "0.5 (default auto: natural when its weights are installed)")
         up.set_defaults(func=cmd_restore)
         return
     up.add_argument("--sample", action="store_true", help="sample the LFE latent (default: deterministic)")
@@ -422,7 +445,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_upscale_arguments(sub.add_parser("upscale", help="upscale an image or every image in a folder"))
     add_upscale_arguments(sub.add_parser(
-        "restore", help="whole photos: find every face, super-resolve it in place over a bicubic background"),
+        "restore", help="whole photos: find every face, super-resolve it in place over a background drawn by the "
+                   "natural-photo model (or bicubic)"),
         restore=True)
     train_parser = sub.add_parser("train", help="train a model")
     evaluate_parser = sub.add_parser("evaluate", help="evaluate models with the authors' protocol")

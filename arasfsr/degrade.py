@@ -17,17 +17,17 @@ import io
 import numpy as np
 from PIL import Image
 
-KINDS = ("bicubic", "nn_jpeg", "realistic", "mixed", "jpeg<Q>")
+KINDS = ("bicubic", "nn_jpeg", "realistic", "mixed", "heavy", "jpeg<Q>")
 
 
 def check_kind(kind: str) -> str:
     """Validate a degradation name: bicubic, nn_jpeg, realistic, or jpegQ (bicubic, then JPEG at
     quality Q in 1..95, e.g. jpeg40)."""
-    if kind in KINDS[:4]:
+    if kind in KINDS[:5]:
         return kind
     if kind.startswith("jpeg") and kind[4:].isdigit() and 1 <= int(kind[4:]) <= 95:
         return kind
-    raise ValueError(f"unknown degradation {kind!r}; choose bicubic, nn_jpeg, realistic, mixed or jpegQ "
+    raise ValueError(f"unknown degradation {kind!r}; choose bicubic, nn_jpeg, realistic, mixed, heavy or jpegQ "
                      f"(Q = JPEG quality 1-95, e.g. jpeg40)")
 
 
@@ -82,6 +82,33 @@ def mixed(img: Image.Image, size: tuple[int, int], rng: int | np.random.Generato
     if rng.random() < LIGHT["noise_probability"]:
         out = add_noise(out, rng.uniform(*LIGHT["noise_sigma"]), rng)
     return jpeg(out, int(rng.integers(LIGHT["jpeg_quality"][0], LIGHT["jpeg_quality"][1] + 1)))
+
+
+# The "heavy" training degradation, for the weights chosen when an input is badly compressed
+# (JPEG below quality 80, or strong block edges): blur and noise as in `realistic`, JPEG at 25-70,
+# and the 8x8 block grid at a random offset from the face, as on a face cut out of a whole photo
+# (restore cuts faces at native pixels wherever they lie, so their blocks rarely start at 0, 0).
+HEAVY = dict(blur_probability=0.5, blur_sigma_lr=(0.3, 1.0), noise_probability=0.4, noise_sigma=(1.0, 4.0),
+             jpeg_quality=(25, 70))
+
+
+def heavy(img: Image.Image, size: tuple[int, int], rng: int | np.random.Generator) -> Image.Image:
+    """A badly compressed LR: blur (p = 0.5), PIL bicubic resize, noise (p = 0.4), then JPEG at a
+    quality drawn from 25-70 with the block grid shifted by 0-7 px in each direction (the LR is
+    edge-padded before compression and cut back after)."""
+    rng = _as_generator(rng)
+    p = HEAVY
+    if rng.random() < p["blur_probability"]:
+        img = gaussian_blur(img, rng.uniform(*p["blur_sigma_lr"]) * img.size[1] / size[0])
+    out = bicubic_resize(img, size)
+    if rng.random() < p["noise_probability"]:
+        out = add_noise(out, rng.uniform(*p["noise_sigma"]), rng)
+    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+    array = np.asarray(out)
+    padded = np.pad(array, ((dy, 0), (dx, 0)) + ((0, 0),) * (array.ndim - 2), mode="edge")
+    quality = int(rng.integers(p["jpeg_quality"][0], p["jpeg_quality"][1] + 1))
+    compressed = np.asarray(jpeg(Image.fromarray(padded), quality))
+    return Image.fromarray(np.ascontiguousarray(compressed[dy:, dx:]))
 
 
 def _pil_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -179,7 +206,8 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
 
     Kinds: "bicubic" (the protocol), "nn_jpeg" (the authors' real-world set), "jpegQ" (bicubic,
     then JPEG at quality Q), "realistic" (randomised blur/noise/JPEG, needs `rng`; see `realistic`),
-    "mixed" (clean, light or realistic, needs `rng`; see `mixed`).
+    "mixed" (clean, light or realistic, needs `rng`; see `mixed`), "heavy" (JPEG 25-70 on a shifted
+    block grid, needs `rng`; see `heavy`).
     Order: blur the master (if blur_sigma > 0), resize ("bicubic": PIL bicubic; "nn_jpeg": nearest
     neighbour), add noise (if noise_sigma > 0), then JPEG (only for "nn_jpeg").
 
@@ -195,10 +223,10 @@ def degrade(img: Image.Image, size: tuple[int, int], kind: str = "bicubic", blur
         PIL image of the requested size.
     """
     kind = check_kind(kind)
-    if kind in ("realistic", "mixed"):
+    if kind in ("realistic", "mixed", "heavy"):
         if rng is None:
             raise ValueError(f"the {kind} degradation is random: give rng (an int seed or numpy Generator)")
-        return (realistic if kind == "realistic" else mixed)(img, size, rng)
+        return {"realistic": realistic, "mixed": mixed, "heavy": heavy}[kind](img, size, rng)
     if kind.startswith("jpeg"):
         jpeg_quality, kind = int(kind[4:]), "bicubic_jpeg"
     if noise_sigma > 0 and rng is None:

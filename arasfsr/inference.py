@@ -13,6 +13,7 @@ caller's model as it found it: same device, same train/eval mode.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,19 +25,12 @@ from .coords import grid_coord, make_cell
 from .decoder import inference_blocks
 from .io import ImageError, ImageSource, merge_image, read_image, read_planes, split_image  # noqa: F401 (re-exported)
 from .sizes import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, MAX_SCALE, MIN_INPUT_SIDE, output_size  # noqa: F401 (re-exported)
-from .threads import idle_cpus, inference_plan, thread_limit
+from .threads import idle_cpus, inference_plan, resolve_device, thread_limit  # noqa: F401 (resolve_device re-exported)
 
 if TYPE_CHECKING:
     from .model import SRModel
 
 DEFAULT_CHUNK_SIZE = None         # queries per chunk (bounds memory); None: per device (threads.inference_plan)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else as torch.device(device)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def open_image(image: ImageSource) -> Image.Image:
@@ -107,6 +101,76 @@ def render(model, lr_image: torch.Tensor, out_size: tuple[int, int], chunk_size:
     return out.view(*out_size, 3)
 
 
+TILE, TILE_MARGIN = 192, 24   # LR px: the encoder's tile and the context around it (the small and
+                              # paper encoders see 17 and 33 px around a pixel: conv layers + decoder)
+
+
+def _tile_spans(n: int, n_out: int, tile: int, margin: int):
+    """Per tile along one axis: (LR rows [p0, p1) to encode, output indices whose centres lie in the
+    tile's core [t0, t1))."""
+    for t0 in range(0, n, tile):
+        t1 = min(n, t0 + tile)
+        first = max(0, math.ceil(t0 * n_out / n - 0.5))
+        last = min(n_out, math.ceil(t1 * n_out / n - 0.5))
+        if last > first:
+            yield max(0, t0 - margin), min(n, t1 + margin), np.arange(first, last)
+
+
+@torch.inference_mode()
+def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile: int = TILE,
+                 margin: int = TILE_MARGIN, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """`render` with the encoder run on tiles, so its memory does not grow with the input.
+
+    The input is cut into `tile` x `tile` LR squares; each is encoded with `margin` px of its
+    neighbours around it, and the output pixels whose centres fall in the square are queried in
+    that tile's frame. With a margin at least the model's reach (its receptive field plus the
+    decoder's neighbourhood) the result equals `render`'s up to float rounding. Models with a global
+    coordinate prior (ARASFSR's GCM) read the position in the whole face, so they are refused.
+
+    Args:
+        lr_image: (1, 3, h, w) in [0, 1], on the model's device.
+        out_size: (H, W) of the output.
+    Returns:
+        (H, W, 3) float32 on the CPU, clamped to [0, 1].
+    """
+    if getattr(getattr(model, "config", None), "use_gcm", False):
+        raise ValueError("render_tiled needs a model without global coordinate modulation (LIIF, LTE, natural)")
+    if tile < 1 or margin < 0:
+        raise ValueError(f"tile must be positive and margin non-negative, got {tile} and {margin}")
+    h, w = lr_image.shape[-2:]
+    out_h, out_w = out_size
+    result = torch.empty(out_h, out_w, 3)
+    rows_spans = list(_tile_spans(h, out_h, tile, margin))
+    cols_spans = list(_tile_spans(w, out_w, tile, margin))
+    total, done = out_h * out_w, 0
+    threads = torch.get_num_threads()
+    encoder_threads = min(threads, idle_cpus()) if lr_image.device.type == "cpu" else threads
+    for p0, p1, rows in rows_spans:
+        for q0, q1, cols in cols_spans:
+            with thread_limit(encoder_threads):
+                features = model.encode(lr_image[:, :, p0:p1, q0:q1])
+            # output pixel centres in LR px, then in the encoded tile's [-1, 1] frame
+            ys = torch.from_numpy((rows + 0.5) * h / out_h - p0).float().to(lr_image.device) * (2 / (p1 - p0)) - 1
+            xs = torch.from_numpy((cols + 0.5) * w / out_w - q0).float().to(lr_image.device) * (2 / (q1 - q0)) - 1
+            cell = torch.tensor([2.0 * h / out_h / (p1 - p0), 2.0 * w / out_w / (q1 - q0)], device=lr_image.device)
+            n_cols = len(cols)
+
+            def coord_of(flat, ys=ys, xs=xs, n_cols=n_cols):
+                return torch.stack([ys[torch.div(flat, n_cols, rounding_mode="floor")], xs[flat % n_cols]], -1)
+
+            part = query_in_chunks(model, features, coord_of, len(rows) * n_cols, cell, chunk_size,
+                                   None if progress is None else (lambda k, _n, d=done: progress(d + k, total)))
+            result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = part.view(len(rows), n_cols, 3)
+            done += len(rows) * n_cols
+    return result
+
+
+def _tiles(model, height: int, width: int) -> bool:
+    """Encode in tiles: inputs over two tiles' worth of pixels, for models without a face prior."""
+    return height * width > 2 * TILE * TILE and not getattr(getattr(model, "config", None), "use_gcm", True)
+
+
 def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None,
             size: tuple[int | None, int | None] | None = None, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
             device: str | torch.device = "auto", sample: bool = False, seed: int | None = None,
@@ -129,6 +193,9 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         progress: called with (pixels done, pixels total) after each chunk.
     Returns:
         A PIL image in the input's mode family (see the module docstring).
+    Memory: models without a face prior (LIIF, LTE, natural) encode inputs over 2 x TILE^2 pixels
+    in tiles (`render_tiled`), so the encoder's memory is that of one tile; ARASFSR reads the
+    position in the whole face and encodes it at once.
     Raises:
         ValueError (`arasfsr.io.ImageError` for unusable images) and FileNotFoundError, each
         with a one-line message.
@@ -163,7 +230,11 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         generator = None
         if sample:
             generator = torch.Generator(device=device).manual_seed(0 if seed is None else int(seed))
-        out = render(model, lr, (out_h, out_w), chunk_size, sample=sample, generator=generator, progress=progress)
+        if _tiles(model, in_h, in_w) and not sample:  # large input, no face prior: the encoder in tiles
+            out = render_tiled(model, lr, (out_h, out_w), chunk_size=chunk_size, progress=progress)
+        else:
+            out = render(model, lr, (out_h, out_w), chunk_size, sample=sample, generator=generator,
+                         progress=progress)
     finally:  # give the model back as it came: its device, its mode
         model.train(was_training)
         if home is not None:

@@ -5,7 +5,10 @@ line naming the file and the reason, e.g. "face.png: cannot decode the image dat
 truncated ...); the file is damaged or not a complete image".
 
 What `read_image` does, in order:
-1. paths: refuse a missing, empty or non-image file;
+1. paths: refuse a missing, empty or non-image file; the format is decided from the file's first
+   bytes (`sniff_format`, the magic numbers of `FORMATS`) before any Pillow plugin sees it, and
+   only that format's plugin may open it: an EPS named face.png never reaches Ghostscript, and
+   PCX, XBM, ICO, PDF or PSD files are refused whatever their names say;
 2. read the header only and refuse more than `max_pixels` pixels BEFORE decoding (a 37 KB 1-bit
    PNG can claim 13000x13000 px: decoding it would cost gigabytes), and any image over Pillow's
    decompression-bomb limit whatever `max_pixels` says;
@@ -38,6 +41,66 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+# The formats read from files: Pillow format name -> the magic numbers a file must start with
+# (WebP and AVIF: a container whose brand sits a few bytes in; PPM: P1-P6). TGA has no magic number
+# and is not read; Pillow's other plugins (EPS calls Ghostscript, PDF, ICO, PCX, XBM, PSD, ...) never run.
+FORMATS = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "GIF": (b"GIF87a", b"GIF89a"),
+           "BMP": (b"BM",), "TIFF": (b"II*\x00", b"MM\x00*"), "WEBP": (), "PPM": tuple(b"P%d" % k for k in range(1, 7)),
+           "AVIF": ()}
+# What a refused file most likely is, for the message (first bytes -> name).
+_OTHER_FORMATS = ((b"%!PS", "PostScript / EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"),
+                  (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "Photoshop PSD"), (b"#define", "XBM"),
+                  (b"<?xml", "XML / SVG"), (b"<svg", "SVG"), (b"PK\x03\x04", "ZIP"), (b"\x0a", "PCX"))
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The `FORMATS` name whose magic number `head` (a file's first 16 bytes or more) starts with, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    for name, magics in FORMATS.items():
+        if any(head.startswith(m) for m in magics):
+            if name == "PPM" and head[2:3] not in b" \t\r\n#":  # "P1".."P6" then whitespace or a comment
+                continue
+            return name
+    return None
+
+
+def _refuse_format(name: str, head: bytes) -> ImageError:
+    other = next((what for magic, what in _OTHER_FORMATS if head.startswith(magic)), None)
+    accepted = ", ".join("WebP" if f == "WEBP" else f for f in FORMATS)
+    what = f"it is {other}" if other else "unknown format"
+    return ImageError(f"{name}: not an image in a supported format ({what}, whatever its name says); "
+                      f"accepted: {accepted}")
+
+
+def open_file(path: str | os.PathLike) -> Image.Image:
+    """Open an image file lazily (header only) with the one plugin its first bytes call for.
+
+    Raises FileNotFoundError for a missing file, ImageError for a folder, an empty file, a format
+    outside `FORMATS` or a header Pillow cannot read. The caller closes the image (or decodes it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+    with open(path, "rb") as handle:
+        head = handle.read(32)
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise _refuse_format(str(path), head)
+    Image.init()
+    if fmt not in Image.OPEN:
+        raise ImageError(f"{path}: a {fmt} file, which this install's Pillow cannot decode")
+    try:
+        return Image.open(path, formats=[fmt])  # reads the header only
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: starts like a {fmt} file but its header is not readable") from None
 # What decoders raise on damaged data (Pillow is not consistent about it).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
                   Image.DecompressionBombError)
@@ -80,17 +143,13 @@ def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) ->
 
 def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
     """Open a file, check its header, decode it; one-line errors."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes), not an image")
     with warnings.catch_warnings():
         # Pillow only warns between its bomb limit and twice it; `_check_pixels` below refuses those
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)  # reads the header only
+            image = open_file(path)  # the header only, by the plugin the magic number calls for
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             raise ImageError(f"{path}: not an image file Pillow can read") from None
         except Image.DecompressionBombError as err:
@@ -198,14 +257,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) as displayed (EXIF orientation applied when it sits in the header), read
     from the header only: nothing is decoded. For early checks; `read_image` is the authority."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir() or path.stat().st_size == 0:
-        raise ImageError(f"{path}: {'is a folder' if path.is_dir() else 'empty file (0 bytes)'}, not an image")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # only the size is wanted here
         try:
-            with Image.open(path) as image:
+            with open_file(path) as image:
                 width, height = image.size
                 # EXIF from the header only: `getexif()` would decode a PNG whose EXIF follows its data
                 raw = image.info.get("exif")
@@ -213,6 +268,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                 if isinstance(raw, bytes):
                     exif.load(raw)
                 orientation = exif.get(0x0112, 1)
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             raise ImageError(f"{path}: not an image file Pillow can read") from None
         except _DECODE_ERRORS as err:

@@ -1,4 +1,5 @@
-"""Whole-photo restoration: every face super-resolved, the rest upscaled by bicubic interpolation.
+"""Whole-photo restoration: every face super-resolved, the rest by bicubic interpolation or a
+natural-photo model (`background`).
 
 The models were trained on aligned face crops, not on photos. `restore` bridges the two:
 
@@ -226,8 +227,9 @@ def _plan(found: list[faces.Face], factor: tuple[float, float], max_faces: int
 def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: float | None = None,
             size: tuple[int, int] | None = None, *, detector=None, max_faces: int = MAX_FACES,
             device: str | torch.device = "auto", progress: Progress | None = None,
-            chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE) -> tuple[Image.Image, list[FaceReport]]:
-    """Upscale a whole photo: faces by the model, everything else by bicubic interpolation.
+            chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
+            background=None) -> tuple[Image.Image, list[FaceReport]]:
+    """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
         model: an `SRModel`, or "bicubic" (faces are found and listed, nothing is super-resolved).
@@ -242,6 +244,11 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             left on its own device in its own mode afterwards.
         progress: called with (output pixels rendered, total) after each chunk of queries.
         chunk_size: queries per model call (bounds memory); None: chosen per device.
+        background: None or "bicubic" (PIL bicubic, as before 0.5), or a model without a face prior
+            (the `natural` weights, LTE, LIIF) that renders the whole photo first, its encoder in
+            tiles (`inference.render_tiled`), so memory stays bounded. The faces are blended over it;
+            the sharpness rule still judges each face against bicubic. Transparency is resized by
+            bicubic either way.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -251,6 +258,10 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         raise ValueError(f"model must be an SRModel or 'bicubic', got {model!r}")
     if max_faces < 0:
         raise ValueError(f"max_faces must be 0 or more, got {max_faces}")
+    if background == "bicubic":
+        background = None
+    if background is not None and not hasattr(background, "query"):
+        raise TypeError(f"background must be None, 'bicubic' or a model, got {type(background).__name__}")
     pil = inference.read_image(image, max_pixels=MAX_PHOTO_PIXELS)  # photos may be larger than faces
     height, width = pil.height, pil.width
     out_h, out_w = inference.output_size((height, width), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
@@ -271,21 +282,40 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         left, cols = output_span(plan.left, plan.n, factor[1], out_w)
         spans.append((k, plan, top, rows, left, cols))
     total = sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
+    drawn = 0 if background is None else out_h * out_w
     if progress is not None:
-        progress(0, total)
+        progress(0, total + drawn)
     layers = []
     if spans:
         device = inference.resolve_device(device)
-        # the caller's model is left as it was found: its device and its train/eval mode
-        parameter = next(model.parameters(), None)
-        home, training = (device if parameter is None else parameter.device), model.training
-        model.to(device).eval()
-        try:
-            layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total)
-        finally:
-            model.to(home).train(training)
+        with _on(model, device):
+            layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress,
+                                   total + drawn)
+    if background is not None:  # after the faces, which the sharpness rule judges against bicubic
+        device = inference.resolve_device(device)
+        lr = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).to(device)
+        step = None if progress is None else (lambda d, _n: progress(total + d, total + drawn))
+        with _on(background, device):
+            canvas = inference.render_tiled(background, lr, (out_h, out_w), chunk_size=chunk_size,
+                                            progress=step).numpy()
     _composite(canvas, layers)
     return inference.merge_image(canvas, alpha, mode), reports
+
+
+class _on:
+    """Run a model on `device` in eval mode, then give it back on its own device in its own mode."""
+
+    def __init__(self, model, device):
+        self.model, self.device = model, device
+
+    def __enter__(self):
+        parameter = next(self.model.parameters(), None)
+        self.home = self.device if parameter is None else parameter.device
+        self.training = self.model.training
+        return self.model.to(self.device).eval()
+
+    def __exit__(self, *exc):
+        self.model.to(self.home).train(self.training)
 
 
 def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total) -> list:

@@ -15,6 +15,7 @@ Public API:
     configure_threads(max_threads=None) -> int    # call once at start-up (app, notebooks)
     inference_plan(device, threads) -> InferencePlan   # a pure function, used by `render`
     available_cpus(), idle_cpus(), thread_limit(n)
+    resolve_device(device) -> torch.device        # "auto", "cpu", "cuda[:k]", "mps"; checked
 """
 from __future__ import annotations
 
@@ -176,3 +177,29 @@ def configure_threads(max_threads: int | None = None) -> int:
             threads = min(threads, max_threads)
     torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU; "cpu", "cuda", "cuda:K" or "mps" when this machine
+    has it. Anything else is a ValueError with one line saying why (an unknown name, a GPU that is
+    not there, or a device without data such as "meta")."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:K or mps") from None
+    if resolved.type not in DEVICE_TYPES:
+        raise ValueError(f"device {str(device)!r} cannot run a model here; use auto, cpu, cuda, cuda:K or mps")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: this machine has no CUDA GPU that torch can use; "
+                             "use --device cpu (or auto)")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA GPU(s)")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {str(device)!r}: Apple's MPS is not available on this machine; use cpu")
+    return resolved

@@ -51,7 +51,7 @@ FIXED_ON_RESUME = ("model", "preset")
 # Settings of the machine, not of the run (and init_from, which only matters at step 0): never
 # compared on resume.
 RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile", "init_from",
-                    "select_data")
+                    "select_data", "val_input_size")
 SCALE_BANDS = ((1.0, 2.0), (2.0, 4.0), (4.0, float("inf")))  # for the per-scale loss log
 
 
@@ -72,7 +72,7 @@ class TrainConfig:
     rollback_drop: float = 0.5          # validation this many dB below the best: roll back, halve the lr (0: off)
     input_sizes: tuple[int, int] = (16, 64)
     scale_range: tuple[float, float] = (1.0, 8.0)
-    degradation: str = "bicubic"        # bicubic | nn_jpeg | realistic | mixed | jpegQ
+    degradation: str = "bicubic"        # bicubic | nn_jpeg | realistic | mixed | heavy | jpegQ
     hflip: bool = True                  # random horizontal flips
     photometric: float = 0.0            # probability of a random colour cast / gamma / contrast / saturation
     geometric: float = 0.0              # probability of a random roll (<= 10 deg), zoom and shift
@@ -80,6 +80,8 @@ class TrainConfig:
     kl_weight: float = 0.0              # the authors define a KL term and train with weight 0
     init_from: str = ""                 # start from these weights (.safetensors), e.g. to fine-tune
     val_every: int = 250
+    crop: bool = False                  # HR patches at native pixels (photographs), not whole faces resized
+    val_input_size: int = 16            # validation LR side (x4): 16 for faces, 64 for 512 px photo tiles
     ckpt_every: int = 250
     seed: int = 0
     threads: int = 0                     # torch threads on the CPU (0: torch's default)
@@ -163,7 +165,7 @@ def validation_set(data: str, input_size: int = 16, scale: float = 4.0, limit: i
 
 def validation_kinds(degradation: str) -> tuple[str, ...]:
     """The LR operators a run is validated on: its own, JPEG q40 for `realistic`, clean and q40 for `mixed`."""
-    return {"realistic": ("jpeg40",), "mixed": ("bicubic", "jpeg40")}.get(degradation, (degradation,))
+    return {"realistic": ("jpeg40",), "mixed": ("bicubic", "jpeg40"), "heavy": ("jpeg40",)}.get(degradation, (degradation,))
 
 
 def validate(model, pairs) -> float:
@@ -246,7 +248,7 @@ class Trainer:
         self.rank, self.world = _rank()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        from .inference import resolve_device
+        from .threads import resolve_device
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.distributed:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -286,12 +288,14 @@ class Trainer:
         from .data import SRBatchCollate
         cfg = self.cfg
         collate = SRBatchCollate(cfg.input_sizes, cfg.scale_range, cfg.num_queries, cfg.degradation,
-                                 seed=cfg.seed, hflip=cfg.hflip, photometric=cfg.photometric, geometric=cfg.geometric)
+                                 seed=cfg.seed, hflip=cfg.hflip, photometric=cfg.photometric, geometric=cfg.geometric,
+                                 crop=cfg.crop)
         self.batches = Batches(training_masters(cfg.data), collate, cfg.batch_size, cfg.seed, self.rank, cfg.steps)
         # validation on the training degradation (so real-world weights are judged on real-world inputs;
         # a mixed model on clean and JPEG q40 inputs both)
         kinds = validation_kinds(cfg.degradation)
-        self.val_pairs = [p for k in kinds for p in validation_set(cfg.data, degradation=k)] if self.rank == 0 else []
+        self.val_pairs = ([p for k in kinds for p in validation_set(cfg.data, cfg.val_input_size, degradation=k)]
+                          if self.rank == 0 else [])
         self.bicubic_val = validate("bicubic", self.val_pairs)
         # faces from elsewhere: the export is the state that scored best on them
         self.select_pairs = []
@@ -476,9 +480,9 @@ class Trainer:
             "rollbacks": round(-np.log2(self.lr_scale)),
             "input_sizes": list(cfg.input_sizes), "scale_range": list(cfg.scale_range),
             "degradation": cfg.degradation, "hflip": cfg.hflip, "kl_weight": cfg.kl_weight,
-            "photometric": cfg.photometric, "geometric": cfg.geometric, **extra,
+            "photometric": cfg.photometric, "geometric": cfg.geometric, "crop": cfg.crop, **extra,
             "init_from": self.init_info, "data": cfg.data_description or Path(cfg.data).name,
-            f"val_psnr_16_to_64_{val_kind}": round(max(self.last_val["val_psnr"],
+            f"val_psnr_{cfg.val_input_size}_to_{4 * cfg.val_input_size}_{val_kind}": round(max(self.last_val["val_psnr"],
                                                        self.last_val.get("ema_val_psnr", float("-inf"))), 3),
             "world_size": self.world})
         return export
@@ -631,6 +635,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kl-weight", type=float, default=d.kl_weight)
     parser.add_argument("--init-from", default=d.init_from, help="start from these weights (fine-tuning)")
     parser.add_argument("--val-every", type=int, default=d.val_every)
+    parser.add_argument("--crop", action="store_true",
+                        help="train on random HR patches at native pixels (photographs) instead of whole faces")
+    parser.add_argument("--val-input-size", type=int, default=d.val_input_size,
+                        help="validation LR side in px, judged at x4 (default 16: faces; 64 for photo tiles)")
     parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.threads)

@@ -63,6 +63,8 @@ DEFAULT_WEIGHTS = {
     "arasfsr-no-lfe": "arasfsr-no-lfe_small.safetensors",
     "arasfsr-no-gcm": "arasfsr-no-gcm_small.safetensors",
     "arasfsr-real": "arasfsr-real_small.safetensors",   # ARASFSR for ordinary photos: clean, JPEG, noise, blur
+    "arasfsr-heavy": "arasfsr-heavy_small.safetensors", # ARASFSR for badly compressed inputs (JPEG 25-70)
+    "natural": "natural_small.safetensors",             # LTE on natural photographs: anything but faces
 }
 
 
@@ -284,8 +286,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
     Raises:
         FileNotFoundError or WeightFileError (a ValueError), each with a one-line message.
     """
-    from .inference import resolve_device
     from .model import ModelConfig
+    from .threads import resolve_device
 
     path = resolve_weights(name_or_path)
     if path.suffix in (".pth", ".pt"):
@@ -294,6 +296,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
         header, meta = _read_checked(path)
         values = meta["config"]
         _check_config_bounds(path, values, header)
+        check_normalisation(path, values)
         try:
             config = ModelConfig.from_dict(values)
             check_config_matches(path, config, header)
@@ -318,8 +321,30 @@ def _load_tensors(path: Path, config: ModelConfig) -> SRModel:
             state = {k: f.get_tensor(k) for k in f.keys()}
     except SafetensorError as err:
         raise WeightFileError(f"{path}: cannot read its tensors ({err})") from None
+    check_finite(path, state)
     model.load_state_dict(state)  # strict: names and shapes were checked above
     return model
+
+
+def check_finite(path, state: dict) -> None:
+    """Refuse tensors holding NaN or infinity: such a model writes a garbage image without an error."""
+    import torch
+
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightFileError(f"{path}: tensor {key} holds NaN or infinite values; the file is damaged")
+
+
+def check_normalisation(path, config: dict) -> None:
+    """norm_mean and norm_std must be finite numbers, the std positive (the image is divided by it)."""
+    for key in ("norm_mean", "norm_std"):
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise WeightFileError(f"{path}: config {key}={value!r} must be a finite number")
+        if key == "norm_std" and value <= 0:
+            raise WeightFileError(f"{path}: config norm_std={value!r} must be positive (images are divided by it)")
 
 
 def import_liif_checkpoint(path: str | os.PathLike) -> SRModel:
@@ -346,6 +371,11 @@ def import_liif_checkpoint(path: str | os.PathLike) -> SRModel:
     if spec.get("name") != "liif":
         raise WeightFileError(f"{path} holds model {spec.get('name')!r}; only 'liif' checkpoints can be imported")
     args, sd = spec["args"], spec["sd"]
+    if not isinstance(args, dict) or not isinstance(args.get("encoder_spec", {}), dict):
+        raise WeightFileError(f"{path}: its model args must be a dict with an encoder_spec dict, got "
+                              f"{type(args).__name__}; not a LIIF checkpoint this can import")
+    if not isinstance(args.get("imnet_spec", {}), dict) or not isinstance(args.get("imnet_spec", {}).get("args", {}), dict):
+        raise WeightFileError(f"{path}: its imnet_spec must be a dict; not a LIIF checkpoint this can import")
     encoder = args.get("encoder_spec", {}).get("name")
     if encoder != "edsr-baseline":
         raise WeightFileError(f"{path}: only EDSR-baseline LIIF checkpoints can be imported, this one uses {encoder!r}")
@@ -353,6 +383,8 @@ def import_liif_checkpoint(path: str | os.PathLike) -> SRModel:
         if not args.get(flag, True):
             raise WeightFileError(f"{path}: LIIF checkpoints with {flag}=False are not supported")
     hidden = args.get("imnet_spec", {}).get("args", {}).get("hidden_list", [256, 256, 256, 256])
+    if not isinstance(hidden, list) or not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise WeightFileError(f"{path}: imnet hidden_list must be a list of positive widths, got {hidden!r}")
     if len(set(hidden)) != 1:
         raise WeightFileError(f"{path}: LIIF MLPs with unequal hidden widths {hidden} are not supported")
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()) \
@@ -377,6 +409,7 @@ def import_liif_checkpoint(path: str | os.PathLike) -> SRModel:
             raise WeightFileError(f"{path}: unexpected tensor {key!r}")
     # the arguments' widths against the tensors, on `meta`, before the model is allocated
     check_config_matches(path, config, {k: {"shape": list(v.shape)} for k, v in state.items()})
+    check_finite(path, state)
     model = SRModel(config)
     model.load_state_dict(state)
     return model

@@ -21,6 +21,7 @@ union of face boxes ("faces") and the whole photo ("photo"), for:
            onto the output grid: what the direct rendering saves (measured here only)
   context  `restore` with a crop 1.25x larger than the training framing (more context for the
            encoder, but the face fills less of the crop than GCM saw in training; measured here only)
+`--background natural` draws everything but the faces with the natural-photo model (native method).
 Prints one row per photo and the mean, median and worst gains over bicubic. (At an integer factor
 the output grid and a crop's own n_out grid coincide, so "resample" equals "native" there.)
 """
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--composites", type=int, default=COMPOSITES)
     parser.add_argument("--jpeg", type=int, default=0, help="save the LR as JPEG at this quality (0: no JPEG)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--background", default="bicubic", choices=("bicubic", "natural"),
+                        help="what draws everything but the faces in the native method: bicubic (before 0.5), or "
+                             "the shipped natural-photo model (the CLI's default when installed)")
     parser.add_argument("--ood", default=None,
                         help="use instead the TEST-split photos of the out-of-distribution set "
                              "(python -m arasfsr.data.ood), e.g. data/ood, as they are (no composites)")
@@ -202,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
 
     models = {}
+    background = None if args.background == "bicubic" else weights.load_model(args.background).eval()
 
     def model_for(lr: Image.Image):
         """The given weights, or with --weights auto the shipped ones `arasfsr.damage.choose` picks for this LR."""
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             started = time.perf_counter()
             if method == "native":
-                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu")[0]
+                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background)[0]
             elif method == "aligned":
                 out = restore_aligned(model, lr, hr.shape[:2])
             elif method == "resample":
@@ -267,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     damaged = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
-    print(f"\n{len(rows)} photos, x{args.factor}{damaged}, weights {Path(args.weights).name}, {args.threads} thread(s); "
+    print(f"\n{len(rows)} photos, x{args.factor}{damaged}, weights {Path(args.weights).name}, background "
+          f"{args.background}, {args.threads} thread(s); "
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])

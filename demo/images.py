@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+
+from arasfsr import io as arasfsr_io
 
 from .errors import InputError, quote
 from .limits import MAX_FACE_SIDE, MAX_PHOTO_SIDE, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, MIN_SIDE
 
-# The formats Pillow may open; others (EPS would call Ghostscript, PDF, SVG, ...) are not images here.
-# JPEG includes phones' MPO files.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "AVIF")
+# The formats an upload may be: the package's list, checked from the magic number (`arasfsr.io.FORMATS`).
+IMAGE_FORMATS = tuple(arasfsr_io.FORMATS)
 GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
@@ -59,18 +60,16 @@ def _open(path) -> Image.Image:
         raise InputError(f"{quote(path.name)} is an empty file (0 bytes), not an image.")
     if size > MAX_UPLOAD_BYTES:
         raise InputError(f"{quote(path.name)} is {_megabytes(size)}; the limit is {MAX_UPLOAD_MB} MB.")
-    Image.init()  # register every plugin, so the formats below can be named (once; cheap after)
-    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path, formats=formats)
+            return arasfsr_io.open_file(path)  # the package's intake: format by magic number, one plugin
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InputError(f"{quote(path.name)} declares an enormous image (a decompression bomb) and is refused: "
                          f"{error}") from error
-    except UnidentifiedImageError as error:
-        raise InputError(f"{quote(path.name)} is not an image this demo reads (accepted: PNG, JPEG, GIF, BMP, "
-                         f"TIFF, WebP, AVIF, PPM, TGA).") from error
+    except arasfsr_io.ImageError as error:
+        reason = str(error).split(": ", 1)[-1]
+        raise InputError(f"{quote(path.name)} is refused: {reason}.") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"{quote(path.name)} is not a readable image: {error}") from error
 

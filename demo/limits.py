@@ -48,4 +48,4 @@ def limits_text() -> str:
             f"(whole photos up to {MAX_PHOTO_SIDE} px a side) and at least {MIN_SIDE}x{MIN_SIDE} px; "
             f"scale {MIN_SCALE:g} to {MAX_SCALE:g}; output up to {megapixels(max_output_pixels())} megapixels "
             f"on {where} ({megapixels(max_output_pixels(photo=True))} MP for whole photos). "
-            f"Formats: PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, AVIF, PPM, TGA.")
+            f"Formats: PNG, JPEG, GIF (first frame), BMP, TIFF, WebP, PPM, AVIF (where Pillow reads it).")

@@ -1,7 +1,8 @@
 """The models a visitor can choose, their weight files, a load-once cache, and the model card.
 
-Choices map to weight files in `arasfsr.weights.WEIGHTS_DIR`. "Real photo (JPEG, noise)" is offered
-only when its file (trained on degraded inputs) exists; whole-photo mode then defaults to it.
+Choices map to weight files in `arasfsr.weights.WEIGHTS_DIR`. The optional ones ("Real photo (JPEG,
+noise)", "Badly compressed photo", "Photo (no face needed)") are offered only when their files exist;
+the natural-photo model also draws the background of whole photos (`background`).
 """
 from __future__ import annotations
 
@@ -15,13 +16,19 @@ from .errors import InputError, quote
 AUTO = "Auto (by the input's damage)"
 REAL_PHOTO = "Real photo (JPEG, noise)"
 REAL_PHOTO_FILE = weights.DEFAULT_WEIGHTS["arasfsr-real"]
+PHOTO = "Photo (no face needed)"   # the natural-photo weights: any picture, no face prior
+HEAVY = "Badly compressed photo"   # the weights Auto picks for heavy JPEG damage
 # label -> weight file name in WEIGHTS_DIR, or "bicubic"
 CHOICES = {AUTO: "auto", "ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
-           "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE, "Bicubic": "bicubic"}
-SHORT = {AUTO: "auto", "ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real", "Bicubic": "bicubic"}
+           "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE,
+           HEAVY: weights.DEFAULT_WEIGHTS["arasfsr-heavy"], PHOTO: weights.DEFAULT_WEIGHTS["natural"],
+           "Bicubic": "bicubic"}
+SHORT = {AUTO: "auto", "ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real",
+         HEAVY: "arasfsr-heavy", PHOTO: "natural", "Bicubic": "bicubic"}
 DEFAULT_MODEL = "ARASFSR"   # loaded at start; the robustness view's default
 FACE_DEFAULT = AUTO         # the Face tab's and the Whole-photo tab's default
-OPTIONAL = (REAL_PHOTO,)   # hidden, not reported missing, when its file is absent
+OPTIONAL = (REAL_PHOTO, HEAVY, PHOTO)   # hidden, not reported missing, when its file is absent
+NOT_FOR_FACES_IN_PHOTOS = (PHOTO,)      # draws the background in whole-photo mode, not the faces
 
 # The model card's limits, on the page in two sentences.
 LIMITS = ("Trained on small aligned, frontal face crops: other framings, poses and whole scenes work less "
@@ -49,8 +56,16 @@ def face_choices() -> list[str]:
 
 
 def photo_choices() -> list[str]:
-    """Whole-photo mode needs a model (bicubic is its background already)."""
-    return [label for label in face_choices() if CHOICES[label] != "bicubic"]
+    """Whole-photo mode needs a face model (bicubic, or the natural-photo model, draws its background)."""
+    return [label for label in face_choices() if CHOICES[label] != "bicubic" and label not in NOT_FOR_FACES_IN_PHOTOS]
+
+
+def background() -> tuple[object, str]:
+    """What draws everything but the faces in whole-photo mode: (the natural-photo model, its label)
+    when its file is installed, else ("bicubic", "bicubic interpolation")."""
+    if available_models()[PHOTO]:
+        return get_model(PHOTO), f"the natural-photo model ({SHORT[PHOTO]}, LTE trained on photographs)"
+    return "bicubic", "bicubic interpolation (the natural-photo weights are not installed)"
 
 
 def photo_default() -> str:

