@@ -48,7 +48,8 @@ def grid_coord(shape: tuple[int, int], flat_index: torch.Tensor, dtype=torch.flo
 
 
 def make_cell(shape: tuple[int, int], device=None, dtype=torch.float32) -> torch.Tensor:
-    """Size of one pixel of an H x W grid in [-1, 1] units, (2/H, 2/W), shape (2,)."""
+    """Size of one pixel of an H x W grid in [-1, 1] units, (2/H, 2/W), shape (2,). H and W may be
+    fractional: a crop or tile that spans H x W output pixels."""
     h, w = shape
     return torch.tensor([2.0 / h, 2.0 / w], device=device, dtype=dtype)
 

@@ -119,7 +119,8 @@ def _tile_spans(n: int, n_out: int, tile: int, margin: int):
 @torch.inference_mode()
 def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile: int = TILE,
                  margin: int = TILE_MARGIN, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 progress: Callable[[int, int], None] | None = None, where: np.ndarray | None = None,
+                 fallback: torch.Tensor | None = None) -> torch.Tensor:
     """`render` with the encoder run on tiles, so its memory does not grow with the input.
 
     The input is cut into `tile` x `tile` LR squares; each is encoded with `margin` px of its
@@ -131,6 +132,9 @@ def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile:
     Args:
         lr_image: (1, 3, h, w) in [0, 1], on the model's device.
         out_size: (H, W) of the output.
+        where: optional (h, w) bool map of LR pixels: only output pixels that fall on a True LR
+            pixel are queried, the others are taken from `fallback` ((H, W, 3), e.g. bicubic).
+            Tiles without a True pixel are not encoded at all.
     Returns:
         (H, W, 3) float32 on the CPU, clamped to [0, 1].
     """
@@ -140,30 +144,77 @@ def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile:
         raise ValueError(f"tile must be positive and margin non-negative, got {tile} and {margin}")
     h, w = lr_image.shape[-2:]
     out_h, out_w = out_size
-    result = torch.empty(out_h, out_w, 3)
+    if where is not None and (where.shape != (h, w) or fallback is None or tuple(fallback.shape) != (out_h, out_w, 3)):
+        raise ValueError("where must be an (h, w) map of the input, with an (H, W, 3) fallback")
+    result = torch.empty(out_h, out_w, 3) if where is None else fallback.detach().to("cpu", torch.float32).clone()
     rows_spans = list(_tile_spans(h, out_h, tile, margin))
     cols_spans = list(_tile_spans(w, out_w, tile, margin))
-    total, done = out_h * out_w, 0
-    threads = torch.get_num_threads()
-    encoder_threads = min(threads, idle_cpus()) if lr_image.device.type == "cpu" else threads
+    lr_row = np.minimum((np.arange(out_h) + 0.5) * h / out_h, h - 1).astype(np.int64)  # output -> LR pixel
+    lr_col = np.minimum((np.arange(out_w) + 0.5) * w / out_w, w - 1).astype(np.int64)
+    todo = []  # per tile: (spans, flat indices of the output pixels to query in its (R, C) block)
     for p0, p1, rows in rows_spans:
         for q0, q1, cols in cols_spans:
-            with thread_limit(encoder_threads):
-                features = model.encode(lr_image[:, :, p0:p1, q0:q1])
-            # output pixel centres in LR px, then in the encoded tile's [-1, 1] frame
-            ys = torch.from_numpy((rows + 0.5) * h / out_h - p0).float().to(lr_image.device) * (2 / (p1 - p0)) - 1
-            xs = torch.from_numpy((cols + 0.5) * w / out_w - q0).float().to(lr_image.device) * (2 / (q1 - q0)) - 1
-            cell = torch.tensor([2.0 * h / out_h / (p1 - p0), 2.0 * w / out_w / (q1 - q0)], device=lr_image.device)
-            n_cols = len(cols)
+            if where is None:
+                todo.append((p0, p1, rows, q0, q1, cols, None))
+                continue
+            flat = np.flatnonzero(where[np.ix_(lr_row[rows], lr_col[cols])])
+            if len(flat):
+                todo.append((p0, p1, rows, q0, q1, cols, torch.from_numpy(flat)))
+    total = sum(len(r) * len(c) if f is None else len(f) for _, _, r, _, _, c, f in todo)
+    done = 0
+    threads = torch.get_num_threads()
+    encoder_threads = min(threads, idle_cpus()) if lr_image.device.type == "cpu" else threads
+    device = lr_image.device
+    for p0, p1, rows, q0, q1, cols, flat in todo:
+        with thread_limit(encoder_threads):
+            features = model.encode(lr_image[:, :, p0:p1, q0:q1])
+        # output pixel centres in LR px, then in the encoded tile's [-1, 1] frame
+        ys = torch.from_numpy((rows + 0.5) * h / out_h - p0).float().to(device) * (2 / (p1 - p0)) - 1
+        xs = torch.from_numpy((cols + 0.5) * w / out_w - q0).float().to(device) * (2 / (q1 - q0)) - 1
+        cell = make_cell(((p1 - p0) * out_h / h, (q1 - q0) * out_w / w), device=device)  # tile in output px
+        n_cols = len(cols)
+        picked = None if flat is None else flat.to(device)
 
-            def coord_of(flat, ys=ys, xs=xs, n_cols=n_cols):
-                return torch.stack([ys[torch.div(flat, n_cols, rounding_mode="floor")], xs[flat % n_cols]], -1)
+        def coord_of(k, ys=ys, xs=xs, n_cols=n_cols, picked=picked):
+            index = k if picked is None else picked[k]
+            return torch.stack([ys[torch.div(index, n_cols, rounding_mode="floor")], xs[index % n_cols]], -1)
 
-            part = query_in_chunks(model, features, coord_of, len(rows) * n_cols, cell, chunk_size,
-                                   None if progress is None else (lambda k, _n, d=done: progress(d + k, total)))
-            result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = part.view(len(rows), n_cols, 3)
-            done += len(rows) * n_cols
+        count = len(rows) * n_cols if flat is None else len(flat)
+        part = query_in_chunks(model, features, coord_of, count, cell, chunk_size,
+                               None if progress is None else (lambda k, _n, d=done: progress(d + k, total)))
+        block = result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        if flat is None:
+            block.copy_(part.view(len(rows), n_cols, 3))
+        else:
+            block.view(-1, 3)[flat] = part
+        done += count
     return result
+
+
+def detail_map(rgb: np.ndarray, block: int = 8, threshold: float = 2.0 / 255, grow: int = 1) -> np.ndarray:
+    """(h, w) bool map of the LR pixels worth a model's query: `block` x `block` squares whose
+    largest luma step to a neighbour exceeds `threshold`, grown by `grow` squares each way (so the
+    model's result meets the fallback only where the image is flat and both agree). rgb: (h, w, 3)
+    float in [0, 1]."""
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    h, w = luma.shape
+    step = np.zeros_like(luma)
+    step[:, :-1] = np.abs(np.diff(luma, axis=1))
+    step[:-1, :] = np.maximum(step[:-1, :], np.abs(np.diff(luma, axis=0)))
+    bh, bw = -(-h // block), -(-w // block)
+    padded = np.zeros((bh * block, bw * block), step.dtype)
+    padded[:h, :w] = step
+    busy = padded.reshape(bh, block, bw, block).max(axis=(1, 3)) > threshold
+    if grow:
+        grown = busy.copy()
+        for dy in range(-grow, grow + 1):
+            for dx in range(-grow, grow + 1):
+                shifted = np.zeros_like(busy)
+                shifted[max(dy, 0):bh + min(dy, 0), max(dx, 0):bw + min(dx, 0)] = \
+                    busy[max(-dy, 0):bh + min(-dy, 0), max(-dx, 0):bw + min(-dx, 0)]
+                grown |= shifted
+        busy = grown
+    return np.repeat(np.repeat(busy, block, 0), block, 1)[:h, :w]
 
 
 def _tiles(model, height: int, width: int) -> bool:

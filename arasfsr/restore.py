@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from . import faces, inference
-from .coords import pixel_centres
+from .coords import make_cell, pixel_centres
 from .faces import cv2  # OpenCV, imported by `faces`, whose error names the extra to install
 from .sizes import MAX_PHOTO_PIXELS
 
@@ -46,6 +46,10 @@ DETECT_MAX_SIDE = 1280          # px: detection runs on a copy at most this long
 # smoothstep up to 1 over the next FEATHER. The face (eyes at 37.5-62.5% across, mouth at 71% down)
 # lies inside the plateau [0.15, 0.85]; the ramp lies where the crop still has real context.
 MARGIN, FEATHER = 0.03, 0.12
+
+# The background model skips flat squares (largest luma step at most this, in 0-1 units): see
+# benchmarks/bench_restore.py --background natural for what it costs and saves.
+BACKGROUND_FLAT = 2.0 / 255
 
 ENHANCED, KEPT = "enhanced", "kept bicubic"
 Progress = Callable[[int, int], None]   # (output pixels queried so far, total), as `inference.render`
@@ -174,7 +178,7 @@ def render_face(model, crop: np.ndarray, rows: np.ndarray, cols: np.ndarray, fac
     lr = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, 3, n, n)
     features = model.encode(lr)                          # once per face: the crop at its own pixels
     ys, xs = crop_frame(rows, n).to(device), crop_frame(cols, n).to(device)  # (R,), (C,)
-    cell = torch.tensor([2 / (n * factor[0]), 2 / (n * factor[1])], device=device)
+    cell = make_cell((n * factor[0], n * factor[1]), device=device)  # the crop's extent in output pixels
     out = inference.query_in_chunks(
         model, features, lambda flat: torch.stack([ys[flat // len(xs)], xs[flat % len(xs)]], -1),  # (N, 2) (row, col)
         len(ys) * len(xs), cell, chunk_size, None if progress is None else (lambda done, total: progress(done)))
@@ -228,7 +232,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             size: tuple[int, int] | None = None, *, detector=None, max_faces: int = MAX_FACES,
             device: str | torch.device = "auto", progress: Progress | None = None,
             chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
-            background=None) -> tuple[Image.Image, list[FaceReport]]:
+            background=None, background_flat: float | None = BACKGROUND_FLAT) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
@@ -249,6 +253,9 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             tiles (`inference.render_tiled`), so memory stays bounded. The faces are blended over it;
             the sharpness rule still judges each face against bicubic. Transparency is resized by
             bicubic either way.
+        background_flat: with a background model, 8 x 8 input squares whose largest luma step is
+            at most this (0-1 units) and whose neighbours are as flat stay bicubic, where the
+            model has nothing to add (`inference.detail_map`); None: the model draws every pixel.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -282,7 +289,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         left, cols = output_span(plan.left, plan.n, factor[1], out_w)
         spans.append((k, plan, top, rows, left, cols))
     total = sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
-    drawn = 0 if background is None else out_h * out_w
+    drawn = 0 if background is None else out_h * out_w  # at most: flat squares are left bicubic
     if progress is not None:
         progress(0, total + drawn)
     layers = []
@@ -295,9 +302,10 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         device = inference.resolve_device(device)
         lr = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).to(device)
         step = None if progress is None else (lambda d, _n: progress(total + d, total + drawn))
+        where = None if background_flat is None else inference.detail_map(rgb, threshold=background_flat)
         with _on(background, device):
-            canvas = inference.render_tiled(background, lr, (out_h, out_w), chunk_size=chunk_size,
-                                            progress=step).numpy()
+            canvas = inference.render_tiled(background, lr, (out_h, out_w), chunk_size=chunk_size, progress=step,
+                                            where=where, fallback=torch.from_numpy(canvas)).numpy()
     _composite(canvas, layers)
     return inference.merge_image(canvas, alpha, mode), reports
 

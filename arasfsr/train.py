@@ -92,8 +92,10 @@ class TrainConfig:
     data_description: str = ""
 
 
-def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return torch.sqrt((pred - target) ** 2 + eps).mean()
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, dim=None) -> torch.Tensor:
+    """The training loss: mean of sqrt((pred - target)^2 + eps), over `dim` (None: everything)."""
+    error = torch.sqrt((pred - target) ** 2 + eps)
+    return error.mean() if dim is None else error.mean(dim=dim)
 
 
 def learning_rate_at(cfg: TrainConfig, step: int) -> float:
@@ -354,7 +356,7 @@ class Trainer:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
             pred, features = net(batch["lr"], batch["coord"], batch["cell"], with_features=True)
         std = model.config.norm_std  # the loss in normalised units, as in the paper: (x - mean) / std
-        per_sample = torch.sqrt((pred.float() / std - batch["gt"] / std) ** 2 + 1e-6).mean(dim=(1, 2))  # (B,)
+        per_sample = charbonnier(pred.float() / std, batch["gt"] / std, dim=(1, 2))  # (B,)
         loss = per_sample.mean()
         if cfg.kl_weight:
             loss = loss + cfg.kl_weight * features.kl().float()

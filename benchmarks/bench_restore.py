@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background", default="bicubic", choices=("bicubic", "natural"),
                         help="what draws everything but the faces in the native method: bicubic (before 0.5), or "
                              "the shipped natural-photo model (the CLI's default when installed)")
+    parser.add_argument("--flat", type=float, default=restore.BACKGROUND_FLAT * 255,
+                        help="with --background natural: input squares flatter than this many grey levels stay "
+                             "bicubic (default: the package's; negative: the model draws every pixel)")
     parser.add_argument("--ood", default=None,
                         help="use instead the TEST-split photos of the out-of-distribution set "
                              "(python -m arasfsr.data.ood), e.g. data/ood, as they are (no composites)")
@@ -244,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             started = time.perf_counter()
             if method == "native":
-                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background)[0]
+                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background,
+                                      background_flat=None if args.flat < 0 else args.flat / 255)[0]
             elif method == "aligned":
                 out = restore_aligned(model, lr, hr.shape[:2])
             elif method == "resample":

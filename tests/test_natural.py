@@ -137,10 +137,20 @@ def test_restore_draws_the_background_with_the_natural_model_and_keeps_faces(pho
     small = photo.resize((90, 60), Image.BICUBIC)
     face_model = arasfsr.create_model("arasfsr", preset="tiny").eval()
     plain, _ = restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [])
-    drawn, _ = restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [], background=lte)
-    assert np.array_equal(np.asarray(plain), np.asarray(small.resize((180, 120), Image.BICUBIC)))
+    drawn, _ = restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [], background=lte,
+                                   background_flat=None)
+    bicubic = np.asarray(small.resize((180, 120), Image.BICUBIC), np.float64)
+    assert np.array_equal(np.asarray(plain), bicubic)
     expected = render(lte, torch.from_numpy(np.asarray(small, np.float32) / 255).permute(2, 0, 1)[None], (120, 180))
     assert np.abs(np.asarray(drawn, np.float64) - expected.numpy() * 255).max() <= 1.0
+    # flat squares are left to bicubic: a photo with a flat half gets bicubic there, the model elsewhere
+    half = np.asarray(small).copy()
+    half[:, 48:] = half[:, 48:].mean(axis=(0, 1)).astype(np.uint8)
+    flat, _ = restore_mod.restore(face_model, Image.fromarray(half), scale=2, detector=lambda rgb: [], background=lte)
+    flat = np.asarray(flat, np.float64)
+    bicubic = np.asarray(Image.fromarray(half).resize((180, 120), Image.BICUBIC), np.float64)
+    assert np.array_equal(flat[:, 130:], bicubic[:, 130:])          # 3 LR squares (24 px) from the edge
+    assert np.abs(flat[:, :60] - bicubic[:, :60]).max() > 2
     with pytest.raises(TypeError, match="background"):
         restore_mod.restore(face_model, small, scale=2, detector=lambda rgb: [], background=3)
 

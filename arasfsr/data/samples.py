@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import get_worker_info
 
 from ..augment import augment
-from ..coords import make_coord
+from ..coords import make_cell, make_coord
 from ..degrade import bicubic_resize, check_kind, degrade
 
 
@@ -154,7 +154,7 @@ class SRBatchCollate:
                 index = np.concatenate([rng.permutation(pixels), extra])
             index = torch.from_numpy(index.astype(np.int64))
             coords.append(make_coord((hr_size, hr_size))[index])  # (N, 2)
-            cells.append(torch.tensor([2.0 / hr_size, 2.0 / hr_size]).expand(self.num_queries, 2))
+            cells.append(make_cell((hr_size, hr_size)).expand(self.num_queries, 2))
             gts.append(hr.reshape(3, -1).t()[index])  # (N, 3), row-major like make_coord
             scales.append(hr_size / s)
 
