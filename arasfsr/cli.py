@@ -349,15 +349,26 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def _background(args: argparse.Namespace):
-    """--background: (model or None, words for the report). auto: the natural-photo weights when
-    this install ships them, else bicubic."""
+    """--background -> path -> (model or None, words for the report). auto: by the photo's damage
+    (`arasfsr.damage.choose_background`) when the natural-photo weights are installed, else bicubic."""
+    from PIL import Image
+
+    from .damage import assess, choose_background
+    from .io import read_image
     from .weights import default_weights_path, load_model
-    choice = args.background
-    if choice == "auto":
-        choice = "natural" if default_weights_path("natural").is_file() else "bicubic"
-    if choice == "bicubic":
-        return None, "bicubic"
-    return load_model("natural", device=args.device), "the natural-photo model (natural)"
+    if args.background == "bicubic" or (args.background == "auto" and not default_weights_path("natural").is_file()):
+        return lambda path: (None, "bicubic")
+    model = load_model("natural", device=args.device)
+    if args.background == "natural":
+        return lambda path: (model, "the natural-photo model (natural)")
+
+    def pick(path: Path):
+        pil = read_image(path, max_pixels=None)
+        with Image.open(path) as raw:  # a rotated or converted image has lost its JPEG tables
+            pil.quantization = getattr(raw, "quantization", None)
+        name, reason = choose_background(assess(pil))
+        return (model if name == "natural" else None), reason
+    return pick
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -377,16 +388,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise UsageError(_named(source, err)) from None
     pick = _picker(args, family, "restore")  # imports torch
     from .restore import restore
-    background, drawn_by = _background(args)
+    background_for = _background(args)
 
     def fn(path: Path):
+        background, drawn_by = background_for(path)
         image, reports = restore(pick(path), path, scale=scale, size=size, max_faces=args.max_faces,
                                  device=args.device, chunk_size=args.chunk_size, background=background)
         enhanced = sum(r.status == "enhanced" for r in reports)
         kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
         print(f"{path.name}: {len(reports)} face(s) found, {enhanced} enhanced"
               + (f"; left to the background: {'; '.join(kept)}" if kept else "")
-              + f"; background by {drawn_by}", file=sys.stderr)
+              + f"; background: {drawn_by}", file=sys.stderr)
         return image
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress, desc="restore")
 

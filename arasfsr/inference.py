@@ -182,11 +182,10 @@ def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile:
         count = len(rows) * n_cols if flat is None else len(flat)
         part = query_in_chunks(model, features, coord_of, count, cell, chunk_size,
                                None if progress is None else (lambda k, _n, d=done: progress(d + k, total)))
-        block = result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         if flat is None:
-            block.copy_(part.view(len(rows), n_cols, 3))
-        else:
-            block.view(-1, 3)[flat] = part
+            result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = part.view(len(rows), n_cols, 3)
+        else:  # the picked pixels only: (row, col) of each flat index in the tile's block
+            result[torch.from_numpy(rows)[flat // n_cols], torch.from_numpy(cols)[flat % n_cols]] = part
         done += count
     return result
 

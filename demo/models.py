@@ -60,12 +60,18 @@ def photo_choices() -> list[str]:
     return [label for label in face_choices() if CHOICES[label] != "bicubic" and label not in NOT_FOR_FACES_IN_PHOTOS]
 
 
-def background() -> tuple[object, str]:
-    """What draws everything but the faces in whole-photo mode: (the natural-photo model, its label)
-    when its file is installed, else ("bicubic", "bicubic interpolation")."""
-    if available_models()[PHOTO]:
-        return get_model(PHOTO), f"the natural-photo model ({SHORT[PHOTO]}, LTE trained on photographs)"
-    return "bicubic", "bicubic interpolation (the natural-photo weights are not installed)"
+def background(path=None) -> tuple[object, str]:
+    """What draws everything but the faces in whole-photo mode, and why: the natural-photo model
+    when its file is installed and the photo is not heavily compressed (`arasfsr.damage.
+    choose_background`, measured on photos from other sources), else ("bicubic", the reason)."""
+    if not available_models()[PHOTO]:
+        return "bicubic", "bicubic interpolation (the natural-photo weights are not installed)"
+    if path is not None:
+        from arasfsr import damage
+        name, reason = damage.choose_background(damage.choose(path, mode="restore")[1])
+        if name == "bicubic":
+            return "bicubic", f"bicubic interpolation ({reason})"
+    return get_model(PHOTO), f"the natural-photo model ({SHORT[PHOTO]}, LTE trained on photographs)"
 
 
 def photo_default() -> str:

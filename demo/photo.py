@@ -85,7 +85,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
                          f"got {quote(model_label)}.")
     model_label, choice = models.resolve(model_label, path, "restore")
     model = models.get_model(model_label)
-    background_model, drawn_by = models.background()
+    background_model, drawn_by = models.background(path)
 
     # progress: the background work (bicubic, detection, PNGs) and the faces, each by its expected cost
     background = BACKGROUND_COST * out_h * out_w

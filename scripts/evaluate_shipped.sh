@@ -55,3 +55,18 @@ for weights in auto weights/arasfsr_small.safetensors weights/arasfsr-real_small
       --markdown "results/restore_ood_${tag}_q${quality}.md"
   done
 done
+
+# Release 0.5: natural photographs (python -m arasfsr.data.natural: Debian wallpaper photographs, split
+# by photographer) for the natural-photo model, the heavy-JPEG weights on the OOD faces, and whole photos
+# with the background drawn by the natural-photo model (the default of `restore`), against bicubic.
+[ -f data/natural/manifest.json ] || python -m arasfsr.data.natural --out data/natural
+python -m arasfsr evaluate --weights weights/natural_small.safetensors weights/lte_small.safetensors \
+  weights/arasfsr_small.safetensors weights/liif_small.safetensors --data data/natural --split test \
+  --input-sizes 128,256 --scales 2,4 --out results/natural_test
+python -m arasfsr evaluate --weights weights/arasfsr-real_small.safetensors weights/arasfsr-heavy_small.safetensors \
+  --data data/ood --split test --input-sizes 16,32 --scales 2,4,8 --degradation jpeg40 --out results/ood_test_jpeg40_heavy
+for quality in 0 75 40; do
+  python benchmarks/bench_restore.py --weights auto --background natural --methods native --ood data/ood \
+    --jpeg "$quality" --markdown "results/restore_ood_auto_natural_q${quality}.md"
+done
+python benchmarks/bench_memory.py > results/memory.md

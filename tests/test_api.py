@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_names_load_and_list_models_names_them():
-    assert arasfsr.list_models() == ["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "arasfsr-real"]
+    assert arasfsr.list_models() == ["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "arasfsr-real",
+                                    "arasfsr-heavy", "natural"]
     real = arasfsr.load_model("arasfsr-real")
     assert real.config.name == "arasfsr" and real.training_info["degradation"] == "mixed"
     for name in ("arasfsr", "lte"):

@@ -154,10 +154,13 @@ def test_unknown_or_missing_model(tmp_path, monkeypatch):
     make_standins(tmp_path / "only_arasfsr", names=("arasfsr",))
     monkeypatch.setattr(models.weights, "WEIGHTS_DIR", tmp_path / "only_arasfsr")
     assert models.available_models() == {models.AUTO: True, "ARASFSR": True, "LIIF": False, "LTE": False,
-                                         models.REAL_PHOTO: False, "Bicubic": True}
+                                         models.REAL_PHOTO: False, models.HEAVY: False, models.PHOTO: False,
+                                         "Bicubic": True}
     with pytest.raises(InputError, match="liif_small.safetensors is missing"):
         face.upscale_face(path, 2.0, model_label="LIIF")
     assert "not available" in models.model_card() and models.REAL_PHOTO not in models.model_card()
+    assert models.PHOTO not in models.face_choices() and models.background()[0] == "bicubic"
+    assert "not installed" in models.background()[1]
     assert Image.open(face.upscale_face(path, 2.0).result_path).size == (32, 32)  # ARASFSR still works
 
 
@@ -298,7 +301,8 @@ def test_robustness_view(examples, tmp_path):
 
 # ----------------------------------------------------------------------------- whole-photo mode
 @pytest.mark.slow
-def test_whole_photo_super_resolves_the_face_only(examples):
+def test_whole_photo_super_resolves_the_face_only(examples, monkeypatch):
+    monkeypatch.setitem(models.CHOICES, models.PHOTO, "missing_natural.safetensors")  # a 0.4 install: no natural model
     result = photo.enhance_photo(examples["astronaut"], 1.5)
     out = np.asarray(Image.open(result.result_path))
     bicubic = np.asarray(Image.open(result.bicubic_path))
@@ -307,7 +311,19 @@ def test_whole_photo_super_resolves_the_face_only(examples):
     x, y, w, h = (round(v * 1.5) for v in result.faces[0].box)
     assert not np.array_equal(out[y:y + h, x:x + w], bicubic[y:y + h, x:x + w])
     assert np.array_equal(out[-100:, -100:], bicubic[-100:, -100:])  # far from the face: bicubic exactly
+    assert "drawn by bicubic interpolation" in result.report
     assert result.overview.size[0] <= 640
+
+
+@pytest.mark.slow
+def test_whole_photo_draws_the_background_with_the_natural_model(examples):
+    if not models.available_models()[models.PHOTO]:
+        pytest.skip("natural weights not installed")
+    result = photo.enhance_photo(examples["astronaut"], 1.5)
+    out = np.asarray(Image.open(result.result_path), np.int16)
+    bicubic = np.asarray(Image.open(result.bicubic_path), np.int16)
+    assert "drawn by the natural-photo model" in result.report
+    assert np.abs(out[-100:, -100:] - bicubic[-100:, -100:]).max() > 2  # far from the face: not bicubic
 
 
 @pytest.mark.slow

@@ -122,6 +122,14 @@ def test_tiled_rendering_matches_rendering_the_whole_input(family):
         whole = render(model, lr, out)
         tiled = render_tiled(model, lr, out, tile=16, margin=12)
         assert (whole - tiled).abs().max() < 1e-4
+    # only where the map says, the fallback elsewhere, across several tiles
+    where = np.zeros((45, 61), bool)
+    where[5:30, 10:50] = True
+    fallback = torch.zeros(135, 183, 3)
+    picked = render_tiled(model, lr, (135, 183), tile=16, margin=12, where=where, fallback=fallback)
+    whole = render(model, lr, (135, 183))
+    assert (picked[15:90, 30:150] - whole[15:90, 30:150]).abs().max() < 1e-4
+    assert picked[:15].abs().max() == 0 and picked[:, 150:].abs().max() == 0
     far = render_tiled(model, lr, (135, 183), tile=16, margin=0)
     assert (far - render(model, lr, (135, 183))).abs().max() > 1e-3  # no context: the seams show
 
@@ -180,7 +188,7 @@ def test_shipped_natural_weights_are_an_lte_without_a_face_prior():
 def test_restore_cli_background_choice_is_printed(photo, tmp_path):
     src = tmp_path / "coffee.png"
     photo.resize((60, 40), Image.BICUBIC).save(src)
-    for choice, words in (("bicubic", "background by bicubic"), ("auto", "background by ")):
+    for choice, words in (("bicubic", "background: bicubic"), ("auto", "background: ")):
         out = tmp_path / f"out_{choice}.png"
         proc = subprocess.run([sys.executable, "-m", "arasfsr", "restore", str(src), "-o", str(out), "--scale", "2",
                                "--model", "arasfsr", "--background", choice], capture_output=True, text=True,
@@ -260,3 +268,16 @@ def test_liif_checkpoints_with_odd_args_are_refused_with_a_reason(tmp_path):
         torch.save({"model": {"name": "liif", "args": args, "sd": {}}}, tmp_path / "odd.pth")
         with pytest.raises(WeightFileError):
             arasfsr.load_model(tmp_path / "odd.pth", device="cpu")
+
+
+def test_the_background_model_is_chosen_only_for_photos_it_helps(photo, tmp_path):
+    from arasfsr import damage
+    small = photo.resize((120, 80), Image.BICUBIC)
+    assert damage.choose_background(damage.assess(small))[0] == "natural"
+    for quality, expected in ((95, "natural"), (90, "natural"), (75, "bicubic"), (40, "bicubic")):
+        path = tmp_path / f"q{quality}.jpg"
+        small.save(path, quality=quality)
+        name, reason = damage.choose_background(damage.choose(path, mode="restore")[1])
+        assert name == expected and f"quality {quality}" in reason
+    once_jpeg = np.asarray(Image.open(tmp_path / "q40.jpg"))  # tables gone: block edges decide
+    assert damage.choose_background(damage.assess(once_jpeg))[0] == "bicubic"
