@@ -69,7 +69,7 @@ def _open(path) -> Image.Image:
                          f"{error}") from error
     except arasfsr_io.ImageError as error:
         reason = str(error).split(": ", 1)[-1]
-        raise InputError(f"{quote(path.name)} is refused: {reason}.") from error
+        raise InputError(f"{quote(path.name)} is {reason}.") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"{quote(path.name)} is not a readable image: {error}") from error
 
