@@ -10,7 +10,9 @@ Exit codes (the README lists them too):
 The upscale path checks its arguments, the output plan (no file destroyed without --overwrite)
 and, for a single file, the image header before it imports torch or loads a model, so usage errors
 answer at once. `plan_jobs` / `run_jobs` (or `run_batch`, both in one call) are the batch logic
-any image-to-image subcommand reuses: give it a function path -> PIL image.
+any image-to-image subcommand reuses: give it a function path -> PIL image. The `train` options
+(`add_train_arguments`, `cmd_train`) build an `arasfsr.train.TrainConfig`; they import torch, and
+only when `train` is the command.
 """
 from __future__ import annotations
 
@@ -441,14 +443,115 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
     up.set_defaults(func=cmd_upscale)
 
 
+# ----------------------------------------------------------------------------- train
+def _pair(kind):
+    def parse(text: str):
+        values = tuple(kind(v) for v in text.split(","))
+        if len(values) != 2:
+            raise argparse.ArgumentTypeError(f"expected two comma-separated values, got {text!r}")
+        return values
+    return parse
+
+
+def _degradation(text: str) -> str:
+    from .degrade import check_kind
+    try:
+        return check_kind(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `train` options: one per `TrainConfig` field, its defaults (imports torch)."""
+    from .presets import FAMILIES, PRESETS
+    from .train import PRESET_LEARNING_RATES, TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("--model", default=d.model, choices=list(FAMILIES))
+    parser.add_argument("--preset", default=d.preset, choices=list(PRESETS))
+    parser.add_argument("--data", default=d.data, help="folder of aligned faces (a manifest.json selects the train split)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/MODEL_PRESET)")
+    parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--num-queries", type=int, default=d.num_queries)
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam learning rate (default per preset: " +
+                        ", ".join(f"{k} {v:g}" for k, v in PRESET_LEARNING_RATES.items()) + ")")
+    parser.add_argument("--lr-decay-at", type=float, default=d.lr_decay_at)
+    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    parser.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
+    parser.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA of the weights (0: off)")
+    parser.add_argument("--rollback-drop", type=float, default=d.rollback_drop,
+                        help="roll back to the best weights when validation falls this many dB below them (0: off)")
+    parser.add_argument("--input-sizes", type=_pair(int), default=d.input_sizes, help="min,max LR side, e.g. 16,64")
+    parser.add_argument("--scale-range", type=_pair(float), default=d.scale_range, help="min,max scale, e.g. 1,8")
+    parser.add_argument("--degradation", default=d.degradation, type=_degradation,
+                        help="bicubic | nn_jpeg | realistic (random blur, noise, JPEG 30-95) | mixed (clean, light JPEG "
+                             "or realistic) | jpegQ")
+    parser.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
+    parser.add_argument("--photometric", type=float, default=d.photometric,
+                        help="probability of a random colour cast, gamma, contrast and saturation per face (0: off)")
+    parser.add_argument("--geometric", type=float, default=d.geometric,
+                        help="probability of a random roll (up to 10 degrees), zoom and shift per face (0: off)")
+    parser.add_argument("--select-data", default=d.select_data,
+                        help="faces from other sources than the training set (their val split): the weights that "
+                             "score best on them are also written as MODEL_PRESET.selected.safetensors")
+    parser.add_argument("--kl-weight", type=float, default=d.kl_weight)
+    parser.add_argument("--init-from", default=d.init_from, help="start from these weights (fine-tuning)")
+    parser.add_argument("--val-every", type=int, default=d.val_every)
+    parser.add_argument("--crop", action="store_true",
+                        help="train on random HR patches at native pixels (photographs) instead of whole faces")
+    parser.add_argument("--val-input-size", type=int, default=d.val_input_size,
+                        help="validation LR side in px, judged at x4 (default 16: faces; 64 for photo tiles)")
+    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--threads", type=int, default=d.threads)
+    parser.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes")
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile (CPU with a C compiler, or CUDA)")
+    parser.add_argument("--data-description", default=d.data_description)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """A `TrainConfig` from the options, then `arasfsr.train.train`; exit 3 when the guard stops it."""
+    from dataclasses import fields
+
+    from .train import PRESET_LEARNING_RATES, TrainConfig, _rank, train
+
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    cfg = TrainConfig(**values)
+    if args.learning_rate is None:
+        cfg.learning_rate = PRESET_LEARNING_RATES[cfg.preset]
+    if args.out is None:
+        cfg.out = f"runs/{cfg.model}_{cfg.preset}"
+    if cfg.steps < 1 or cfg.batch_size < 1:
+        raise ValueError("steps and batch_size must be positive")
+    if not Path(cfg.data).is_dir():
+        raise FileNotFoundError(f"data folder {cfg.data} not found; build the offline faces with "
+                                f"`python -m arasfsr.data.offline --out {cfg.data}`")
+    try:
+        path = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except FloatingPointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_TRAINING_STOPPED
+    if _rank()[0] == 0:
+        print(f"exported {path}")
+    return EXIT_OK
+
+
 def _command(argv: Sequence[str]) -> str | None:
     """The subcommand named in argv (the first word that is not an option)."""
     return next((a for a in argv if not a.startswith("-")), None)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; `train` / `evaluate` define their own arguments (importing torch), so they are
-    only filled in when argv names them."""
+    """The parser; the arguments of `train` (`add_train_arguments`) and `evaluate` (defined there)
+    import torch, so they are only filled in when argv names them."""
     command = _command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="python -m arasfsr",
@@ -463,8 +566,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     train_parser = sub.add_parser("train", help="train a model")
     evaluate_parser = sub.add_parser("evaluate", help="evaluate models with the authors' protocol")
     if command == "train":
-        from . import train
-        train.add_arguments(train_parser)
+        add_train_arguments(train_parser)
     elif command == "evaluate":
         from . import evaluate
         evaluate.add_arguments(evaluate_parser)

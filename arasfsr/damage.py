@@ -122,28 +122,28 @@ def choose_background(damage: "Damage") -> tuple[str, str]:
     return name, f"{damage.reason}: a {damage.level} input, so the natural-photo model"
 
 
-def choose(image, choice: dict | None = None, mode: str = "upscale") -> tuple[str, Damage]:
+def choose(image, choice: dict | None = None, mode: str = "upscale",
+           found: Damage | None = None) -> tuple[str, Damage]:
     """The weights for one input (a path or a PIL image) and the damage that decided it.
 
-    `mode` picks the table of `CHOICES` ("upscale" or "restore"); `choice` overrides it.
+    `mode` picks the table of `CHOICES` ("upscale" or "restore"); `choice` overrides it; `found`
+    is the input's `assess` when the caller has it already (then the image is not looked at).
 
-    A path is opened here so that a JPEG's quantisation tables are read (an image that was already
-    decoded and converted has lost them and is judged by its block edges).
+    A path is read with `arasfsr.io.read_image`, which keeps a JPEG's quantisation tables on the
+    image; an image from `read_image` / `read_with_info` has them too, so pass the image rather
+    than its path when it is read already (an image decoded and converted elsewhere has lost its
+    tables and is judged by its block edges).
     """
     if choice is None:
         if mode not in CHOICES:
             raise ValueError(f"mode must be one of {tuple(CHOICES)}, got {mode!r}")
         choice = CHOICES[mode]
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from .io import read_image
-        pil = read_image(image, max_pixels=None)  # raises a clear error for a bad file
-        if not getattr(pil, "quantization", None):  # EXIF rotation or a mode change drops the tables
-            with Image.open(image) as raw:
-                pil.quantization = getattr(raw, "quantization", None)
-        damage = assess(pil)
-    else:
-        damage = assess(image)
-    return choice[damage.level], damage
+    if found is None:
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            from .io import read_image
+            image = read_image(image, max_pixels=None)  # raises a clear error for a bad file
+        found = assess(image)
+    return choice[found.level], found
 
 
 def describe(name: str, damage: Damage) -> str:

@@ -16,10 +16,17 @@ takes the nearest latent; the four predictions are blended with area weights (se
   pixel, so it is computed once per LR pixel as a 3x3 convolution (`project`); per query only a
   rank-4 update [rel, rel_cell] remains. The sine stream runs once per query, and the four
   corners go through each layer as one matrix product.
+
+Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
+(scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,
+global = local * scale + offset; the local ensemble reads the tile in its own frame, and GCM's
+global inputs (the latent centre x_t and the sine stream's query position) are taken in the whole
+image's frame, so a tiled face gets the same face prior as an untiled one. None: the whole image.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +47,23 @@ INFERENCE_BLOCK = CPU_BLOCK
 # Corner shifts (vy, vx) of the local ensemble, in this order; flipping this axis maps each
 # corner to its diagonal partner (0<->3, 1<->2).
 CORNERS = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
+
+Frame = tuple[float, float, float, float]  # (scale_y, scale_x, offset_y, offset_x), see the docstring
+
+
+def to_global(coord: torch.Tensor, frame: Frame | None) -> torch.Tensor:
+    """(..., 2) coordinates in a tile's frame -> the same points in the whole image's frame."""
+    if frame is None:
+        return coord
+    sy, sx, oy, ox = frame
+    return coord * coord.new_tensor([sy, sx]) + coord.new_tensor([oy, ox])
+
+
+def tile_frame(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int]) -> Frame:
+    """The frame of LR rows [p0, p1) and columns [q0, q1) of an (h, w) image: pixel centres of the
+    tile land on the image's pixel centres."""
+    (p0, p1), (q0, q1), (h, w) = rows, cols, shape
+    return ((p1 - p0) / h, (q1 - q0) / w, (p1 - p0 + 2 * p0) / h - 1, (q1 - q0 + 2 * q0) / w - 1)
 
 
 def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], eps: float = 1e-6):
@@ -207,7 +231,8 @@ class LocalImplicitDecoder(nn.Module):
         self.sine = SineStream(gcm_frequencies, hidden_dim, hidden_layers) if use_gcm else None
 
     # ---- the straightforward formulation -------------------------------------------------
-    def forward_reference(self, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    def forward_reference(self, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
+                          frame: Frame | None = None) -> torch.Tensor:
         b, c, h, w = latent.shape
         unfolded = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
         index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
@@ -216,11 +241,11 @@ class LocalImplicitDecoder(nn.Module):
         for t in range(4):
             parts = [gather_rows(unfolded, index[t]), rel[t]]
             if self.use_gcm:
-                parts.append(centre[t])
+                parts.append(to_global(centre[t], frame))
             parts.append(rel_cell)
             x = torch.relu(self.layers[0](torch.cat(parts, dim=-1)))
             if self.use_gcm:
-                gates = self.sine(coord)  # (as the authors' code: once per corner)
+                gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
                 m = x * gates[0]
                 for layer, g in zip(self.layers[1:], gates[1:]):
                     x = torch.relu(layer(torch.cat([x, m], dim=-1)))
@@ -233,7 +258,7 @@ class LocalImplicitDecoder(nn.Module):
         return pred
 
     # ---- the fast formulation ------------------------------------------------------------
-    def project(self, latent: torch.Tensor) -> torch.Tensor:
+    def project(self, latent: torch.Tensor, frame: Frame | None = None) -> torch.Tensor:
         """First-layer terms that depend only on the LR pixel: (B, C, h, w) -> (B, h*w, D).
 
         W_z applied to the 3x3-unfolded latent is a 3x3 convolution: unfold lays channel c's
@@ -245,15 +270,15 @@ class LocalImplicitDecoder(nn.Module):
         weight_z = first.weight[:, :n].reshape(d, self.latent_channels, 3, 3)
         proj = F.conv2d(latent, weight_z, first.bias, padding=1)  # (B, D, h, w)
         if self.use_gcm:  # + W_xt x_t, x_t = the LR pixel's centre
-            centres = make_coord(latent.shape[-2:], device=latent.device, dtype=latent.dtype)  # (h*w, 2)
+            centres = to_global(make_coord(latent.shape[-2:], device=latent.device, dtype=latent.dtype), frame)
             return to_rows(proj) + centres @ first.weight[:, n + 2:n + 4].t()
         return to_rows(proj)
 
     def forward_fast(self, projection: torch.Tensor, latent_shape: tuple[int, int],
-                     coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+                     coord: torch.Tensor, cell: torch.Tensor, frame: Frame | None = None) -> torch.Tensor:
         if torch.is_grad_enabled():
-            return self._fast_autograd(projection, latent_shape, coord, cell)
-        return in_blocks(self._fast_inference, projection, latent_shape, coord, cell)
+            return self._fast_autograd(projection, latent_shape, coord, cell, frame=frame)
+        return in_blocks(functools.partial(self._fast_inference, frame=frame), projection, latent_shape, coord, cell)
 
     def _first_layer(self, projection, latent_shape, coord, cell, out=None):
         """First-layer pre-activations for the four corners: (4*B*N, D), and blend weights."""
@@ -271,12 +296,12 @@ class LocalImplicitDecoder(nn.Module):
         x = torch.addmm(x, query_part, w_query.t()) if out is None else x.addmm_(query_part, w_query.t())
         return x, weight
 
-    def _fast_autograd(self, projection, latent_shape, coord, cell):
+    def _fast_autograd(self, projection, latent_shape, coord, cell, frame=None):
         b, nq, _ = coord.shape
         x, weight = self._first_layer(projection, latent_shape, coord, cell)
         x = torch.relu(x)
         if self.use_gcm:
-            gates = [g.reshape(1, b * nq, -1) for g in self.sine(coord)]  # once per query
+            gates = [g.reshape(1, b * nq, -1) for g in self.sine(to_global(coord, frame))]  # once per query
             x = x.view(4, b * nq, -1)
             m = x * gates[0]
             for layer, g in zip(self.layers[1:], gates[1:]):
@@ -289,7 +314,7 @@ class LocalImplicitDecoder(nn.Module):
         pred = self.out(x).view(4, b, nq, 3)
         return (pred * weight.unsqueeze(-1)).sum(0)
 
-    def _fast_inference(self, projection, latent_shape, coord, cell, workspace):
+    def _fast_inference(self, projection, latent_shape, coord, cell, workspace, frame=None):
         """Same numbers as `_fast_autograd` with fewer passes over memory: W [h; m] is computed
         as W_h h + W_m m (no concatenated copy), in place, in reused buffers."""
         b, nq, _ = coord.shape
@@ -299,7 +324,7 @@ class LocalImplicitDecoder(nn.Module):
         h = x.relu_()  # (4BN, D)
         spare = buffer(workspace, "h1", rows, d, projection)
         if self.use_gcm:
-            gates = [g.reshape(b * nq, d) for g in self.sine(coord)]  # (BN, D) each, once per query
+            gates = [g.reshape(b * nq, d) for g in self.sine(to_global(coord, frame))]  # (BN, D), once per query
             m = buffer(workspace, "m", rows, d, projection)
             torch.mul(h.view(4, -1, d), gates[0], out=m.view(4, -1, d))
             for layer, g in zip(self.layers[1:], gates[1:]):
@@ -333,11 +358,12 @@ class LTEDecoder(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.out = nn.Linear(hidden_dim, 3)
 
-    def project(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) -> (B, h*w, 2D): amplitude and frequency per LR pixel."""
+    def project(self, latent: torch.Tensor, frame: Frame | None = None) -> torch.Tensor:
+        """(B, C, h, w) -> (B, h*w, 2D): amplitude and frequency per LR pixel (no global input:
+        `frame` is accepted and unused)."""
         return to_rows(torch.cat([self.amplitude(latent), self.frequency(latent)], dim=1))
 
-    def forward_fast(self, projection, latent_shape, coord, cell):
+    def forward_fast(self, projection, latent_shape, coord, cell, frame=None):
         if torch.is_grad_enabled():
             return self._query(projection, latent_shape, coord, cell)
         return in_blocks(self._query, projection, latent_shape, coord, cell)
@@ -355,5 +381,5 @@ class LTEDecoder(nn.Module):
         pred = self.out(x)  # (4, B, N, 3)
         return (pred * weight.unsqueeze(-1)).sum(0)
 
-    def forward_reference(self, latent, coord, cell):
+    def forward_reference(self, latent, coord, cell, frame=None):
         return self.forward_fast(self.project(latent), latent.shape[-2:], coord, cell)

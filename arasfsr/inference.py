@@ -13,7 +13,6 @@ caller's model as it found it: same device, same train/eval mode.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ import torch
 from PIL import Image
 
 from .coords import grid_coord, make_cell
-from .decoder import inference_blocks
+from .decoder import inference_blocks, tile_frame
 from .io import ImageError, ImageSource, merge_image, read_image, read_planes, split_image  # noqa: F401 (re-exported)
 from .sizes import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, MAX_SCALE, MIN_INPUT_SIDE, output_size  # noqa: F401 (re-exported)
 from .threads import idle_cpus, inference_plan, resolve_device, thread_limit  # noqa: F401 (resolve_device re-exported)
@@ -105,15 +104,17 @@ TILE, TILE_MARGIN = 192, 24   # LR px: the encoder's tile and the context around
                               # paper encoders see 17 and 33 px around a pixel: conv layers + decoder)
 
 
-def _tile_spans(n: int, n_out: int, tile: int, margin: int):
-    """Per tile along one axis: (LR rows [p0, p1) to encode, output indices whose centres lie in the
-    tile's core [t0, t1))."""
+def _tile_spans(n: int, centres: np.ndarray, tile: int, margin: int):
+    """Per tile along one axis: (LR rows [p0, p1) to encode, indices of the output pixels whose
+    centres (in LR px, increasing; pixel p spans [p, p + 1)) lie in the tile's core [t0, t1)).
+    Centres before the first tile or past the last belong to that tile."""
     for t0 in range(0, n, tile):
         t1 = min(n, t0 + tile)
-        first = max(0, math.ceil(t0 * n_out / n - 0.5))
-        last = min(n_out, math.ceil(t1 * n_out / n - 0.5))
-        if last > first:
-            yield max(0, t0 - margin), min(n, t1 + margin), np.arange(first, last)
+        low = -np.inf if t0 == 0 else t0
+        high = np.inf if t1 == n else t1
+        index = np.flatnonzero((centres >= low) & (centres < high))
+        if len(index):
+            yield max(0, t0 - margin), min(n, t1 + margin), index
 
 
 @torch.inference_mode()
@@ -126,8 +127,9 @@ def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile:
     The input is cut into `tile` x `tile` LR squares; each is encoded with `margin` px of its
     neighbours around it, and the output pixels whose centres fall in the square are queried in
     that tile's frame. With a margin at least the model's reach (its receptive field plus the
-    decoder's neighbourhood) the result equals `render`'s up to float rounding. Models with a global
-    coordinate prior (ARASFSR's GCM) read the position in the whole face, so they are refused.
+    decoder's neighbourhood) the result equals `render`'s up to float rounding. Each tile is encoded
+    with its place in the whole image (`decoder.tile_frame`), so ARASFSR's global coordinate
+    modulation reads the position in the whole face, as untiled.
 
     Args:
         lr_image: (1, 3, h, w) in [0, 1], on the model's device.
@@ -138,54 +140,68 @@ def render_tiled(model, lr_image: torch.Tensor, out_size: tuple[int, int], tile:
     Returns:
         (H, W, 3) float32 on the CPU, clamped to [0, 1].
     """
-    if getattr(getattr(model, "config", None), "use_gcm", False):
-        raise ValueError("render_tiled needs a model without global coordinate modulation (LIIF, LTE, natural)")
+    h, w = lr_image.shape[-2:]
+    out_h, out_w = out_size
+    rows = (np.arange(out_h) + 0.5) * h / out_h  # output pixel centres in LR px
+    cols = (np.arange(out_w) + 0.5) * w / out_w
+    return render_tiled_at(model, lr_image, rows, cols, (out_h / h, out_w / w), tile, margin, chunk_size,
+                           progress, where, fallback)
+
+
+@torch.inference_mode()
+def render_tiled_at(model, lr_image: torch.Tensor, rows: np.ndarray, cols: np.ndarray,
+                    factor: tuple[float, float], tile: int = TILE, margin: int = TILE_MARGIN,
+                    chunk_size: int | None = DEFAULT_CHUNK_SIZE, progress: Callable[[int, int], None] | None = None,
+                    where: np.ndarray | None = None, fallback: torch.Tensor | None = None) -> torch.Tensor:
+    """`render_tiled` on any grid of output pixels: their centres `rows` (R,) and `cols` (C,) in
+    LR px (increasing; LR pixel p spans [p, p + 1)), `factor` (fy, fx) output px per LR px (the
+    cell). `arasfsr.restore` renders a face's part of the photo's output grid with it.
+    Returns (R, C, 3) float32 on the CPU, clamped to [0, 1]."""
     if tile < 1 or margin < 0:
         raise ValueError(f"tile must be positive and margin non-negative, got {tile} and {margin}")
     h, w = lr_image.shape[-2:]
-    out_h, out_w = out_size
+    rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+    out_h, out_w = len(rows), len(cols)
     if where is not None and (where.shape != (h, w) or fallback is None or tuple(fallback.shape) != (out_h, out_w, 3)):
         raise ValueError("where must be an (h, w) map of the input, with an (H, W, 3) fallback")
     result = torch.empty(out_h, out_w, 3) if where is None else fallback.detach().to("cpu", torch.float32).clone()
-    rows_spans = list(_tile_spans(h, out_h, tile, margin))
-    cols_spans = list(_tile_spans(w, out_w, tile, margin))
-    lr_row = np.minimum((np.arange(out_h) + 0.5) * h / out_h, h - 1).astype(np.int64)  # output -> LR pixel
-    lr_col = np.minimum((np.arange(out_w) + 0.5) * w / out_w, w - 1).astype(np.int64)
+    lr_row = np.clip(np.floor(rows), 0, h - 1).astype(np.int64)  # output pixel -> the LR pixel it falls on
+    lr_col = np.clip(np.floor(cols), 0, w - 1).astype(np.int64)
     todo = []  # per tile: (spans, flat indices of the output pixels to query in its (R, C) block)
-    for p0, p1, rows in rows_spans:
-        for q0, q1, cols in cols_spans:
+    for p0, p1, row_index in _tile_spans(h, rows, tile, margin):
+        for q0, q1, col_index in _tile_spans(w, cols, tile, margin):
             if where is None:
-                todo.append((p0, p1, rows, q0, q1, cols, None))
+                todo.append((p0, p1, row_index, q0, q1, col_index, None))
                 continue
-            flat = np.flatnonzero(where[np.ix_(lr_row[rows], lr_col[cols])])
+            flat = np.flatnonzero(where[np.ix_(lr_row[row_index], lr_col[col_index])])
             if len(flat):
-                todo.append((p0, p1, rows, q0, q1, cols, torch.from_numpy(flat)))
+                todo.append((p0, p1, row_index, q0, q1, col_index, torch.from_numpy(flat)))
     total = sum(len(r) * len(c) if f is None else len(f) for _, _, r, _, _, c, f in todo)
     done = 0
     threads = torch.get_num_threads()
     encoder_threads = min(threads, idle_cpus()) if lr_image.device.type == "cpu" else threads
     device = lr_image.device
-    for p0, p1, rows, q0, q1, cols, flat in todo:
+    for p0, p1, row_index, q0, q1, col_index, flat in todo:
         with thread_limit(encoder_threads):
-            features = model.encode(lr_image[:, :, p0:p1, q0:q1])
-        # output pixel centres in LR px, then in the encoded tile's [-1, 1] frame
-        ys = torch.from_numpy((rows + 0.5) * h / out_h - p0).float().to(device) * (2 / (p1 - p0)) - 1
-        xs = torch.from_numpy((cols + 0.5) * w / out_w - q0).float().to(device) * (2 / (q1 - q0)) - 1
-        cell = make_cell(((p1 - p0) * out_h / h, (q1 - q0) * out_w / w), device=device)  # tile in output px
-        n_cols = len(cols)
+            features = model.encode(lr_image[:, :, p0:p1, q0:q1], frame=tile_frame((p0, p1), (q0, q1), (h, w)))
+        # output pixel centres in the encoded tile's [-1, 1] frame
+        ys = torch.from_numpy((rows[row_index] - p0) * (2 / (p1 - p0)) - 1).float().to(device)
+        xs = torch.from_numpy((cols[col_index] - q0) * (2 / (q1 - q0)) - 1).float().to(device)
+        cell = make_cell(((p1 - p0) * factor[0], (q1 - q0) * factor[1]), device=device)  # tile in output px
+        n_cols = len(col_index)
         picked = None if flat is None else flat.to(device)
 
         def coord_of(k, ys=ys, xs=xs, n_cols=n_cols, picked=picked):
             index = k if picked is None else picked[k]
             return torch.stack([ys[torch.div(index, n_cols, rounding_mode="floor")], xs[index % n_cols]], -1)
 
-        count = len(rows) * n_cols if flat is None else len(flat)
+        count = len(row_index) * n_cols if flat is None else len(flat)
         part = query_in_chunks(model, features, coord_of, count, cell, chunk_size,
                                None if progress is None else (lambda k, _n, d=done: progress(d + k, total)))
         if flat is None:
-            result[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = part.view(len(rows), n_cols, 3)
+            result[row_index[0]:row_index[-1] + 1, col_index[0]:col_index[-1] + 1] = part.view(len(row_index), n_cols, 3)
         else:  # the picked pixels only: (row, col) of each flat index in the tile's block
-            result[torch.from_numpy(rows)[flat // n_cols], torch.from_numpy(cols)[flat % n_cols]] = part
+            result[torch.from_numpy(row_index)[flat // n_cols], torch.from_numpy(col_index)[flat % n_cols]] = part
         done += count
     return result
 
@@ -216,9 +232,9 @@ def detail_map(rgb: np.ndarray, block: int = 8, threshold: float = 2.0 / 255, gr
     return np.repeat(np.repeat(busy, block, 0), block, 1)[:h, :w]
 
 
-def _tiles(model, height: int, width: int) -> bool:
-    """Encode in tiles: inputs over two tiles' worth of pixels, for models without a face prior."""
-    return height * width > 2 * TILE * TILE and not getattr(getattr(model, "config", None), "use_gcm", True)
+def _tiles(height: int, width: int) -> bool:
+    """Encode in tiles: inputs over two tiles' worth of pixels."""
+    return height * width > 2 * TILE * TILE
 
 
 def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None,
@@ -243,9 +259,9 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         progress: called with (pixels done, pixels total) after each chunk.
     Returns:
         A PIL image in the input's mode family (see the module docstring).
-    Memory: models without a face prior (LIIF, LTE, natural) encode inputs over 2 x TILE^2 pixels
-    in tiles (`render_tiled`), so the encoder's memory is that of one tile; ARASFSR reads the
-    position in the whole face and encodes it at once.
+    Memory: inputs over 2 x TILE^2 pixels are encoded in tiles (`render_tiled`, every model; GCM
+    still reads the position in the whole face), so the encoder's memory is that of one tile and
+    the output's float buffer is what grows with the request.
     Raises:
         ValueError (`arasfsr.io.ImageError` for unusable images) and FileNotFoundError, each
         with a one-line message.
@@ -280,7 +296,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         generator = None
         if sample:
             generator = torch.Generator(device=device).manual_seed(0 if seed is None else int(seed))
-        if _tiles(model, in_h, in_w) and not sample:  # large input, no face prior: the encoder in tiles
+        if _tiles(in_h, in_w) and not sample:  # large input: the encoder in tiles (sampling draws per tile)
             out = render_tiled(model, lr, (out_h, out_w), chunk_size=chunk_size, progress=progress)
         else:
             out = render(model, lr, (out_h, out_w), chunk_size, sample=sample, generator=generator,

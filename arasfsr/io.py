@@ -28,6 +28,8 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Union
 
@@ -141,13 +143,13 @@ def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) ->
                          "simply too large: downscale it first)")
 
 
-def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
-    """Open a file, check its header, decode it; one-line errors."""
+def _open_header(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open a file lazily (header only) by the plugin its magic number calls for; one-line errors."""
     with warnings.catch_warnings():
-        # Pillow only warns between its bomb limit and twice it; `_check_pixels` below refuses those
+        # Pillow only warns between its bomb limit and twice it; `_check_pixels` refuses those
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = open_file(path)  # the header only, by the plugin the magic number calls for
+            return open_file(path)
         except ImageError:
             raise
         except UnidentifiedImageError:
@@ -157,6 +159,10 @@ def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
                              f"decompression bomb ({err})") from None
         except _DECODE_ERRORS as err:
             raise ImageError(f"{path}: cannot read the image header ({err})") from None
+
+
+def _decode(image: Image.Image, path: Path, max_pixels: int | None) -> Image.Image:
+    """Check the header's pixel count, then decode the first frame (the file is closed after)."""
     try:
         width, height = image.size                       # from the header: nothing decoded yet
         _check_pixels(str(path), height, width, max_pixels)
@@ -164,8 +170,8 @@ def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
             image.seek(0)                                # animations: the first frame
             image.load()
         except _DECODE_ERRORS as err:
-            raise ImageError(f"{path}: cannot decode the image data ({err}); the file is damaged or "
-                             "not a complete image") from None
+            raise ImageError(f"{path}: cannot decode the image data ({err}); the file is truncated or corrupt "
+                             "(not a complete image)") from None
     except ImageError:
         image.close()
         raise
@@ -174,6 +180,128 @@ def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
         image.close()
         return frame
     return image
+
+
+def _open_path(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open a file, check its header, decode it; one-line errors."""
+    return _decode(_open_header(path, max_pixels), path, max_pixels)
+
+
+def _orient(image: Image.Image, name: str) -> Image.Image:
+    """Apply the EXIF orientation; a JPEG's quantisation tables stay on the result (as
+    `image.quantization`), so its quality can be judged without reading the file again."""
+    tables = getattr(image, "quantization", None)
+    try:
+        oriented = ImageOps.exif_transpose(image)
+    except _DECODE_ERRORS as err:  # a damaged EXIF block
+        raise ImageError(f"{name}: cannot apply its EXIF orientation ({err})") from None
+    if tables and not getattr(oriented, "quantization", None):
+        oriented.quantization = tables
+    return oriented
+
+
+# ----------------------------------------------------------------------------- what users are told
+@dataclass
+class ImageInfo:
+    """What a file's header says, for checks before decoding and for the notes shown to users."""
+    width: int            # after EXIF rotation
+    height: int
+    mode: str             # Pillow mode of the file, e.g. RGB, RGBA, P, I;16, CMYK
+    format: str
+    frames: int = 1
+    rotated: bool = False      # its EXIF orientation asks for a turn or a flip
+    transparent: bool = False  # has an alpha channel or a transparent palette entry
+    colour16: bool = False     # 16 bits per colour channel on file (Pillow decodes those as 8-bit)
+
+    @property
+    def size_text(self) -> str:
+        return f"{self.width} x {self.height} px"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width), the package's order."""
+        return self.height, self.width
+
+
+def _is_colour16(image: Image.Image) -> bool:
+    """16 bits per colour channel on file: Pillow's raw mode says so (e.g. PNG 'RGB;16B', TIFF 'RGB;16N')."""
+    if image.mode not in ("RGB", "RGBA"):
+        return False
+    for tile in image.tile[:1]:
+        args = tile.args if hasattr(tile, "args") else tile[3]
+        rawmode = args[0] if isinstance(args, tuple) else args
+        return isinstance(rawmode, str) and ";16" in rawmode
+    return False
+
+
+def header_info(image: Image.Image) -> ImageInfo:
+    """`ImageInfo` of an image opened lazily (`open_file`), before it is decoded."""
+    width, height = image.size
+    colour16 = _is_colour16(image)  # before getexif, which may read on and replace the tile list
+    try:
+        orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation; 5-8 swap width and height
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, exactly as exif_transpose does
+        orientation = 1
+    rotated = orientation not in (1, None)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    return ImageInfo(width, height, image.mode, image.format or "?", getattr(image, "n_frames", 1), rotated,
+                     transparent, colour16)
+
+
+def probe(path: str | os.PathLike) -> ImageInfo:
+    """`ImageInfo` from a file's header only: nothing is decoded. One-line `ImageError`s."""
+    path = Path(path)
+    with _open_header(path, None) as image:
+        return header_info(image)
+
+
+def read_with_info(path: str | os.PathLike, max_pixels: int | None = MAX_INPUT_PIXELS,
+                   check: Callable[[ImageInfo], None] | None = None) -> tuple[Image.Image, ImageInfo]:
+    """Read a file once: header, `check(info)` (a caller's limits; it raises to refuse), then the
+    pixels as `read_image` decodes them. Returns (image, info)."""
+    path = Path(path)
+    image = _open_header(path, max_pixels)
+    try:
+        info = header_info(image)
+        if check is not None:
+            check(info)
+    except BaseException:
+        image.close()
+        raise
+    return _orient(_decode(image, path, max_pixels), str(path)), info
+
+
+def input_notes(info: ImageInfo) -> list[str]:
+    """What is done with an unusual input, in words, so nothing happens silently."""
+    notes = []
+    if info.frames > 1:
+        notes.append(f"animated or multi-page file: its first frame of {info.frames} was used")
+    if info.rotated:
+        notes.append("the EXIF orientation was applied (the photo was turned upright)")
+    if info.transparent:
+        notes.append("any transparency is kept: the alpha channel is resized with bicubic interpolation")
+    if info.mode in SIXTEEN_BIT_MODES:
+        notes.append("16-bit grayscale in, 16-bit grayscale PNG out")
+    if info.colour16:
+        notes.append("16-bit colour: the file was read as 8 bits per channel (the result is an 8-bit PNG)")
+    if info.mode == "CMYK":
+        notes.append("CMYK was converted to RGB")
+    return notes
+
+
+def display_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB for display: 16-bit scaled down, transparency shown over a checkerboard."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = Image.fromarray((np.asarray(image, np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        board = np.indices(image.size[::-1]).sum(0) // 8 % 2  # 8 px checks
+        background = Image.fromarray(np.where(board[..., None], 200, 150).repeat(3, -1).astype(np.uint8))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    return image.convert("RGB")
 
 
 def _array_planes(array: np.ndarray, max_pixels: int | None) -> Planes:
@@ -247,10 +375,7 @@ def read_image(source: ImageSource, max_pixels: int | None = MAX_INPUT_PIXELS) -
         image, name = _open_path(Path(source), max_pixels), str(source)
     else:
         raise ImageError(f"image must be a path, a PIL image or a numpy array, got {type(source).__name__}")
-    try:
-        return ImageOps.exif_transpose(image)
-    except _DECODE_ERRORS as err:  # a damaged EXIF block
-        raise ImageError(f"{name}: cannot apply its EXIF orientation ({err})") from None
+    return _orient(image, name)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

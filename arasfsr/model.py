@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .coords import sample_at
-from .decoder import LocalImplicitDecoder, LTEDecoder
+from .decoder import Frame, LocalImplicitDecoder, LTEDecoder
 from .encoder import ENCODERS
 from .lfe import BLOCK_ACTIVATIONS, LocalFrequencyEstimator, kl_divergence
 from .presets import FAMILIES, MODEL_NAMES, PRESETS  # noqa: F401 (re-exported; torch-free for the CLI)
@@ -83,6 +83,7 @@ class Features:
     projection: torch.Tensor | None   # (B, h*w, D) per-LR-pixel decoder terms (fast path)
     mu: torch.Tensor | None = None    # (B, latent, h, w) LFE mean
     logvar: torch.Tensor | None = None
+    frame: Frame | None = None        # a tile of a larger image: its place there (decoder.tile_frame)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -129,7 +130,8 @@ class SRModel(nn.Module):
         return save_model(self, path, training=training)
 
     def encode(self, lr_image: torch.Tensor, sample: bool | None = None,
-               generator: torch.Generator | None = None, project: bool = True) -> Features:
+               generator: torch.Generator | None = None, project: bool = True,
+               frame: Frame | None = None) -> Features:
         """Encode an LR image.
 
         Args:
@@ -138,6 +140,9 @@ class SRModel(nn.Module):
                 otherwise z = mu, which makes inference deterministic.
             generator: random source for sampling (seed it for reproducible samples).
             project: precompute the per-LR-pixel decoder terms used by the fast query.
+            frame: `lr_image` is a tile of a larger image, placed there by this frame
+                (`decoder.tile_frame`); queries are then given in the tile's [-1, 1] frame, and
+                GCM reads the position in the whole image. None: the whole image.
         """
         if lr_image.ndim != 4 or lr_image.shape[1] != 3:
             raise ValueError(f"lr_image must be (B, 3, h, w), got {tuple(lr_image.shape)}")
@@ -148,8 +153,8 @@ class SRModel(nn.Module):
             sample = self.training if sample is None else sample
             f_f, mu, logvar = self.lfe(lr_norm, sample=sample, generator=generator)
             latent = torch.cat([latent, f_f], dim=1)  # (B, C + 8, h, w)
-        projection = self.decoder.project(latent) if project else None
-        return Features(latent, lr_norm, projection, mu, logvar)
+        projection = self.decoder.project(latent, frame) if project else None
+        return Features(latent, lr_norm, projection, mu, logvar, frame)
 
     def query(self, features: Features, coord: torch.Tensor, cell: torch.Tensor,
               fast: bool = True) -> torch.Tensor:
@@ -167,10 +172,10 @@ class SRModel(nn.Module):
         if fast:
             projection = features.projection
             if projection is None:
-                projection = self.decoder.project(features.latent)
-            pred = self.decoder.forward_fast(projection, features.shape, coord, cell)
+                projection = self.decoder.project(features.latent, features.frame)
+            pred = self.decoder.forward_fast(projection, features.shape, coord, cell, features.frame)
         else:
-            pred = self.decoder.forward_reference(features.latent, coord, cell)
+            pred = self.decoder.forward_reference(features.latent, coord, cell, features.frame)
         if self.config.use_skip:
             pred = pred + sample_at(features.lr_norm, coord, mode="bilinear", padding_mode="border")
         return pred * self.config.norm_std + self.config.norm_mean

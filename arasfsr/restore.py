@@ -171,11 +171,16 @@ def render_face(model, crop: np.ndarray, rows: np.ndarray, cols: np.ndarray, fac
         rows, cols: positions (in crop pixels, may be fractional) of the output pixel centres.
         factor: (fy, fx) output pixels per input pixel; the cell is one output pixel, 2 / (n f).
         progress: called with the number of pixels done after each chunk.
+    Crops over 2 x `inference.TILE`^2 px are encoded in tiles (`inference.render_tiled_at`).
     Returns:
         (len(rows), len(cols), 3) float32, clamped to [0, 1].
     """
     n = crop.shape[0]
     lr = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, 3, n, n)
+    if inference._tiles(n, n):  # a large face: the encoder in tiles, so memory stays bounded
+        out = inference.render_tiled_at(model, lr, rows + 0.5, cols + 0.5, factor, chunk_size=chunk_size,
+                                        progress=None if progress is None else (lambda done, total: progress(done)))
+        return out.numpy()
     features = model.encode(lr)                          # once per face: the crop at its own pixels
     ys, xs = crop_frame(rows, n).to(device), crop_frame(cols, n).to(device)  # (R,), (C,)
     cell = make_cell((n * factor[0], n * factor[1]), device=device)  # the crop's extent in output pixels
@@ -232,7 +237,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             size: tuple[int, int] | None = None, *, detector=None, max_faces: int = MAX_FACES,
             device: str | torch.device = "auto", progress: Progress | None = None,
             chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
-            background=None, background_flat: float | None = BACKGROUND_FLAT) -> tuple[Image.Image, list[FaceReport]]:
+            background=None, background_flat: float | None = BACKGROUND_FLAT,
+            bicubic: tuple[np.ndarray, np.ndarray | None, str] | None = None) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
@@ -256,6 +262,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         background_flat: with a background model, 8 x 8 input squares whose largest luma step is
             at most this (0-1 units) and whose neighbours are as flat stay bicubic, where the
             model has nothing to add (`inference.detail_map`); None: the model draws every pixel.
+        bicubic: `bicubic_background(image, output size)` when the caller has computed it already
+            (the demo shows it beside the result); it is not modified.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -274,7 +282,13 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
     out_h, out_w = inference.output_size((height, width), scale, size, max_input_pixels=MAX_PHOTO_PIXELS)
     factor = (out_h / height, out_w / width)                        # (fy, fx) output px per input px
 
-    canvas, alpha, mode = bicubic_background(pil, (out_h, out_w))   # (H', W', 3) float32
+    if bicubic is None:
+        canvas, alpha, mode = bicubic_background(pil, (out_h, out_w))   # (H', W', 3) float32
+    else:
+        canvas, alpha, mode = bicubic
+        if canvas.shape != (out_h, out_w, 3):
+            raise ValueError(f"bicubic is {canvas.shape[1]}x{canvas.shape[0]} px, the output {out_w}x{out_h}")
+        canvas = canvas.copy()  # blended into below; the caller's stays the baseline
     rgb = inference.split_image(pil)[0]                              # (H, W, 3) float32 in [0, 1]
     found = _run_detector(detector, np.rint(rgb * 255).astype(np.uint8))
     reports, todo = _plan(found, factor, max_faces)

@@ -8,7 +8,11 @@ Each case runs `python -m arasfsr upscale|restore` in a fresh process on a synth
   natural-4096   natural-photo model, 1024 x 1024 -> 4096 x 4096 (x4), encoder in tiles
   restore-4096   whole-photo mode, 1024 x 1024 photo -> 4096 x 4096, background by the natural model
   restore-4096-bicubic  the same with --background bicubic (the 0.4 behaviour)
-  face-1024      ARASFSR (face prior, encoded whole), 1024 x 1024 -> 2048 x 2048
+  face-1024      ARASFSR (face prior), 1024 x 1024 -> 2048 x 2048
+  face-2048-near1  ARASFSR, the largest input (2048 x 2048) at x1.001
+  face-2048      ARASFSR, the largest input and output: 2048 x 2048 -> 4096 x 4096
+Since 0.6 every model encodes inputs over 2 x 192^2 px in tiles (GCM in the whole face's frame);
+the 0.5 release peaked at 2.9 GB on face-1024, and 0.4 at 11.1 GB on face-2048.
 Needs GNU time at /usr/bin/time (Debian: apt-get install time).
 """
 from __future__ import annotations
@@ -30,6 +34,8 @@ CASES = {
     "restore-4096": (1024, ["restore", "--model", "arasfsr", "--background", "natural", "--scale", "4"]),
     "restore-4096-bicubic": (1024, ["restore", "--model", "arasfsr", "--background", "bicubic", "--scale", "4"]),
     "face-1024": (1024, ["upscale", "--weights", "arasfsr", "--scale", "2"]),
+    "face-2048-near1": (2048, ["upscale", "--weights", "arasfsr", "--scale", "1.001"]),
+    "face-2048": (2048, ["upscale", "--weights", "arasfsr", "--scale", "2"]),
 }
 
 

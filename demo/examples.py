@@ -45,8 +45,9 @@ def _sources() -> dict[str, Path]:
 def _aligned(source: Path, size: int) -> np.ndarray:
     """The most confident face of a photo, aligned at size x size (a centre crop if none is found)."""
     from arasfsr import faces
+    from arasfsr.io import read_image
 
-    rgb = np.asarray(Image.open(source).convert("RGB"))
+    rgb = np.asarray(read_image(source, max_pixels=None).convert("RGB"))
     try:
         found = faces.detect_face(faces.make_detector(score_threshold=0.5), rgb)
     except RuntimeError as error:  # no YuNet model installed: examples still work, less well framed

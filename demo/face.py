@@ -35,7 +35,7 @@ def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize
     image, info = load_image(path, MAX_FACE_SIDE)
     out_h, out_w = sizes.plan_size(info.shape, resize_by, scale, width, height)
     scale = sizes.check_scale(scale) if resize_by == "scale" else None
-    model_label, choice = models.resolve(model_label, path)
+    model_label, choice = models.resolve(model_label, image)
     model = models.get_model(model_label)
     seed = sizes.check_seed(seed) if sample else 0
     notes = ([choice] if choice else []) + input_notes(info)

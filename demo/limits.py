@@ -12,7 +12,7 @@ MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_FACE_SIDE = 1024                 # px, face mode and the robustness view
 MAX_PHOTO_SIDE = 4096                # px, whole-photo mode
 MIN_SIDE = inference.MIN_INPUT_SIDE  # 8 px
-MIN_SCALE, MAX_SCALE = 1.0, 16.0     # the demo's range (the package allows up to inference.MAX_SCALE)
+MIN_SCALE, MAX_SCALE = 1.0, inference.MAX_SCALE  # the package's one range (the output megapixels bound the work)
 MAX_OUTPUT_MP_CPU = 4.0              # face mode, megapixels: about a minute for the small model on 2 cores
 GPU_FACTOR = 4                       # face mode on a CUDA host: 4x larger outputs
 # Whole-photo mode: the background is bicubic and only faces go through the model, so any accepted

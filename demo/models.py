@@ -60,15 +60,19 @@ def photo_choices() -> list[str]:
     return [label for label in face_choices() if CHOICES[label] != "bicubic" and label not in NOT_FOR_FACES_IN_PHOTOS]
 
 
-def background(path=None) -> tuple[object, str]:
+def background(image=None, found=None) -> tuple[object, str]:
     """What draws everything but the faces in whole-photo mode, and why: the natural-photo model
     when its file is installed and the photo is not heavily compressed (`arasfsr.damage.
-    choose_background`, measured on photos from other sources), else ("bicubic", the reason)."""
+    choose_background`, measured on photos from other sources), else ("bicubic", the reason).
+    `image`: the photo as `demo.images.load_image` read it (or its path); `found`: its
+    `arasfsr.damage.assess`, when known already."""
     if not available_models()[PHOTO]:
         return "bicubic", "bicubic interpolation (the natural-photo weights are not installed)"
-    if path is not None:
+    if image is not None or found is not None:
         from arasfsr import damage
-        name, reason = damage.choose_background(damage.choose(path, mode="restore")[1])
+        if found is None:
+            found = damage.choose(image, mode="restore")[1]
+        name, reason = damage.choose_background(found)
         if name == "bicubic":
             return "bicubic", f"bicubic interpolation ({reason})"
     return get_model(PHOTO), f"the natural-photo model ({SHORT[PHOTO]}, LTE trained on photographs)"
@@ -79,13 +83,14 @@ def photo_default() -> str:
     return AUTO
 
 
-def resolve(label: str, path, mode: str = "upscale") -> tuple[str, str]:
+def resolve(label: str, image, mode: str = "upscale", found=None) -> tuple[str, str]:
     """(the choice to run, a note for the page): Auto becomes the choice that `arasfsr.damage.choose`
-    makes for this input (JPEG quality from its tables, or block edges), with its reason."""
+    makes for this input (JPEG quality from its tables, or block edges), with its reason. `image`:
+    the input as `demo.images.load_image` read it (or its path); `found`: its damage, when known."""
     if label != AUTO:
         return label, ""
     from arasfsr import damage
-    name, found = damage.choose(path, mode=mode)
+    name, found = damage.choose(image, mode=mode, found=found)
     chosen = next((k for k, v in SHORT.items() if v == name), DEFAULT_MODEL)
     note = damage.describe(name, found)
     if not available_models().get(chosen, False):

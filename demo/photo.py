@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from arasfsr import inference, restore
+from arasfsr import damage, inference, restore
 
 from . import limits, models, outputs, sizes
 from .errors import InputError, quote
@@ -83,9 +83,10 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     if model_label not in models.photo_choices():
         raise InputError(f"Whole-photo mode needs a model ({', '.join(models.photo_choices())}); "
                          f"got {quote(model_label)}.")
-    model_label, choice = models.resolve(model_label, path, "restore")
+    found = damage.assess(image)  # the photo read once: its JPEG tables came with it
+    model_label, choice = models.resolve(model_label, image, "restore", found=found)
     model = models.get_model(model_label)
-    background_model, drawn_by = models.background(path)
+    background_model, drawn_by = models.background(found=found)
 
     # progress: the background work (bicubic, detection, PNGs) and the faces, each by its expected cost
     background = BACKGROUND_COST * out_h * out_w
@@ -101,8 +102,9 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
                                                           ", then the background"))
 
     started = time.perf_counter()
+    bicubic = restore.bicubic_background(image, (out_h, out_w))  # the baseline, and restore's canvas
     result, reports = restore.restore(model, image, size=(out_h, out_w), progress=faces_progress,
-                                      background=background_model)
+                                      background=background_model, bicubic=bicubic)
     seconds = time.perf_counter() - started
     tracker(share.get("start", 0.5) + share.get("span", 0.0), "saving PNG")
 
@@ -110,8 +112,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     stem = outputs.file_stem(path)
     name = f"{stem}_{models.SHORT[model_label]}_faces_x{scale:g}_{out_w}x{out_h}.png"
     result_path = outputs.save_png(result, folder / name)
-    bicubic = inference.merge_image(*restore.bicubic_background(image, (out_h, out_w)))  # the baseline
-    bicubic_path = outputs.save_png(bicubic, folder / f"{stem}_bicubic_{out_w}x{out_h}.png")
+    bicubic_path = outputs.save_png(inference.merge_image(*bicubic), folder / f"{stem}_bicubic_{out_w}x{out_h}.png")
     report = _report(reports, model_label, info, out_w, out_h, scale, seconds, drawn_by)
     if choice:
         report = f"{choice}.  \n{report}"

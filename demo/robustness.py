@@ -42,7 +42,7 @@ def robustness(path, out_side=256, model_label: str = models.DEFAULT_MODEL,
         raise InputError(f"The output size must be a whole number of pixels from 32 to 512, got {quote(out_side)}.")
     out_h = int(side)
     image, info = load_image(path, MAX_FACE_SIDE)
-    model_label, _ = models.resolve(model_label, path)
+    model_label, _ = models.resolve(model_label, image)
     model = models.get_model(model_label)
     tracker = progress if isinstance(progress, Tracker) else Tracker(progress)
     if model == "bicubic":

@@ -165,7 +165,7 @@ def stop(request: gr.Request = None):
 # ----------------------------------------------------------------------------- layout
 INTRO = """
 # ARASFSR: face super-resolution at any scale
-Enlarge a small face by any factor from 1 to 16 (2.5 and 3.7 work as well as 4), or to any width and
+Enlarge a small face by any factor from 1 to {max_scale} (2.5 and 3.7 work as well as 4), or to any width and
 height. The model, ARASFSR ([Tsai et al., arXiv 2511.16341](https://arxiv.org/abs/2511.16341)), is an
 implicit decoder in the LIIF family: it predicts the colour at any point of the face, so one network
 serves every scale and input size. For ordinary photos use the **Whole photo** tab. Runs on {device}
@@ -324,7 +324,7 @@ def build_demo() -> gr.Blocks:
     device = "a GPU" if limits.on_gpu() else "a CPU"
 
     with gr.Blocks(title="ARASFSR face super-resolution", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(INTRO.format(device=device, limits=models.LIMITS), elem_id="intro")
+        gr.Markdown(INTRO.format(device=device, limits=models.LIMITS, max_scale=f"{limits.MAX_SCALE:g}"), elem_id="intro")
         banner = _missing_weights_banner()
         if banner:
             gr.Markdown(banner, elem_id="missing-weights")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from arasfsr.io import read_image
+
 from .images import display_rgb
 
 
@@ -24,8 +26,8 @@ def zoom_view(bicubic_path, result_path, center=(0.5, 0.45), labels=("Bicubic", 
             and the nose of an aligned face).
         panel: displayed side of each close-up in px.
     """
-    with Image.open(bicubic_path) as a, Image.open(result_path) as b:
-        images = [display_rgb(a), display_rgb(b)]
+    images = [display_rgb(read_image(bicubic_path, max_pixels=None)),  # the demo's own PNGs, through the
+              display_rgb(read_image(result_path, max_pixels=None))]   # package's reader like every image
     width, height = images[0].size
     window = int(np.clip(min(width, height) // 4, 16, 128))
     window = min(window, width, height)

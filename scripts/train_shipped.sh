@@ -15,7 +15,8 @@
 # Release 0.5 adds `arasfsr-heavy`: the 0.4 real-photo file continued on the heavy degradation (JPEG
 # 25-70 on a shifted block grid, blur, noise), picked on the OOD val faces at JPEG q40.
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy)
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural,
+#        and the experiment lte-gen lte-from-natural)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ done
 mkdir -p runs/release-0.3 runs/release-0.4  # the 0.3 ARASFSR file, where the 0.4 runs start; 0.4's real-photo file
 [ -s runs/release-0.4/arasfsr-real_small.safetensors ] ||
   git show "e4b9551:weights/arasfsr-real_small.safetensors" > runs/release-0.4/arasfsr-real_small.safetensors
+[ -s runs/release-0.3/lte_small.safetensors ] ||
+  git show "246de60:weights/lte_small.safetensors" > runs/release-0.3/lte_small.safetensors
+mkdir -p runs/release-0.5
+[ -s runs/release-0.5/natural_small.safetensors ] ||
+  git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
 [ -s runs/release-0.3/arasfsr_small.safetensors ] ||
   git show "246de60:weights/arasfsr_small.safetensors" > runs/release-0.3/arasfsr_small.safetensors
 runs=("$@")
@@ -48,6 +54,14 @@ run() {
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
     extra=(--init-from runs/release-0.4/arasfsr-real_small.safetensors --degradation heavy --photometric 0.8
            --geometric 0.5 --select-data data/ood --val-every 250)
+  elif [ "$name" = lte-gen ] || [ "$name" = lte-from-natural ]; then
+    # experiment (issues 17, 18): does face training from the natural-photo model generalise better?
+    # The same recipe from the 0.3 face LTE (lte-gen) and from the 0.5 natural file (lte-from-natural,
+    # itself the 0.3 face LTE continued on photographs), judged on the OOD faces.
+    model=lte steps=$GEN_STEPS lr=1e-4 warmup=50
+    init=runs/release-0.3/lte_small.safetensors
+    [ "$name" = lte-from-natural ] && init=runs/release-0.5/natural_small.safetensors
+    extra=(--init-from "$init" --photometric 0.8 --geometric 0.5 --select-data data/ood --val-every 250)
   elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
     model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"

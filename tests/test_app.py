@@ -106,9 +106,9 @@ def test_plan_size_for_scale_and_size_requests():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(scale=0), "from 1 to 16"), (dict(scale=-2), "from 1 to 16"), (dict(scale=float("nan")), "finite"),
-    (dict(scale=float("inf")), "finite"), (dict(scale=16.01), "from 1 to 16"), (dict(scale=None), "Give a scale"),
-    (dict(scale=100), "from 1 to 16.*got 100"), (dict(scale=0.5), "from 1 to 16.*got 0.5"),
+    (dict(scale=0), "from 1 to 32"), (dict(scale=-2), "from 1 to 32"), (dict(scale=float("nan")), "finite"),
+    (dict(scale=float("inf")), "finite"), (dict(scale=32.01), "from 1 to 32"), (dict(scale=None), "Give a scale"),
+    (dict(scale=100), "from 1 to 32.*got 100"), (dict(scale=0.5), "from 1 to 32.*got 0.5"),
     (dict(scale="two"), "must be a number"), (dict(scale=True), "Give a scale"),
     (dict(resize_by="size", width=0, height=100), "above 0"),
     (dict(resize_by="size", width=100, height=0), "above 0"),
@@ -116,7 +116,7 @@ def test_plan_size_for_scale_and_size_requests():
     (dict(resize_by="size", width=100.5, height=100), "whole"),
     (dict(resize_by="size", width=None, height=100), "Give a target width"),
     (dict(resize_by="size", width=32, height=100), "smaller than the input"),
-    (dict(resize_by="size", width=2000, height=100), "scale above 16 \\(MAX_SCALE\\)"),
+    (dict(resize_by="size", width=2100, height=100), "scale above 32 \\(MAX_SCALE\\)"),
     (dict(resize_by="zoom", scale=2), "Resize by"),
 ])
 def test_plan_size_refuses(kwargs, message):
@@ -353,7 +353,7 @@ def test_whole_photo_reports_faces_it_leaves_alone(examples, monkeypatch, tmp_pa
         photo.enhance_photo(examples["astronaut"], 2.0, "Bicubic")
     with pytest.raises(InputError, match="MP limit"):
         photo.enhance_photo(examples["astronaut"], 8.5)  # 4352 x 4352 px
-    with pytest.raises(InputError, match="from 1 to 16.*got 100"):
+    with pytest.raises(InputError, match="from 1 to 32.*got 100"):
         photo.enhance_photo(examples["astronaut"], 100)
 
 
@@ -378,6 +378,30 @@ def test_auto_chooses_by_the_inputs_damage_and_says_why(tmp_path, examples):
     assert name == damage.CHOICE["heavy"] and "quality 30" in note
     result = face.upscale_face(tmp_path / "q30.jpg", 1.5)
     assert any("quality 30" in n for n in result.notes) and f"_{name}_" in Path(result.result_path).name
+
+
+def test_the_demo_opens_no_image_itself():
+    """Every image the demo reads goes through the package's reader (`arasfsr.io`)."""
+    for path in sorted((REPO / "demo").glob("*.py")):
+        text = path.read_text()
+        assert "Image.open(" not in text and "ImageOps" not in text and "exif_transpose" not in text, path.name
+
+
+def test_a_whole_photo_is_read_once_and_its_bicubic_made_once(tmp_path, monkeypatch):
+    """The JPEG's tables come with the one read (Auto still sees quality 85), and the bicubic
+    baseline shown on the page is the canvas restore blends the faces into."""
+    from arasfsr import io as arasfsr_io
+    source = save(Image.fromarray(smooth(96, 128)), tmp_path / "q85.jpg", quality=85)
+    opened, resized = [], []
+    monkeypatch.setattr(arasfsr_io, "open_file", lambda p, _f=arasfsr_io.open_file: opened.append(p) or _f(p))
+    monkeypatch.setattr(restore, "bicubic_background",
+                        lambda *a, _f=restore.bicubic_background: resized.append(1) or _f(*a))
+    result = photo.enhance_photo(source, 1.5)
+    assert len(opened) == 1 and len(resized) == 1
+    assert "quality 85" in result.report
+    baseline = np.asarray(Image.open(result.bicubic_path), np.int16)
+    expected = np.asarray(Image.open(source).resize((192, 144), Image.BICUBIC), np.int16)
+    assert np.abs(baseline - expected).max() <= 1
 
 
 # ----------------------------------------------------------------------------- long runs
@@ -494,7 +518,7 @@ def test_client_size_request_and_refusals_keep_the_server_up(client, examples, t
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(str(tmp_path / "notes.txt")), 2.0, api_name="/upscale")
-    with pytest.raises(AppError, match="from 1 to 16"):
+    with pytest.raises(AppError, match="from 1 to 32"):
         client.predict(face, 0, api_name="/upscale")
     with pytest.raises(AppError, match="above 0"):
         client.predict(face, 2.0, "ARASFSR", "size", 0, 100, api_name="/upscale")
@@ -509,7 +533,7 @@ def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, exam
 
     face_file = handle_file(str(examples["grace_hopper_64"]))
     capfd.readouterr()
-    bad = [((face_file, 100), "from 1 to 16.*got 100"), ((face_file, 0.5), "from 1 to 16.*got 0.5"),
+    bad = [((face_file, 100), "from 1 to 32.*got 100"), ((face_file, 0.5), "from 1 to 32.*got 0.5"),
            ((face_file, "abc"), "must be a number"), ((face_file, 2.0, "GFPGAN"), "Unknown model"),
            ((face_file, 2.0, "ARASFSR", "zoom"), "Resize by"),
            ((face_file, 2.0, "ARASFSR", "size", None, 100), "Give a target width"),
@@ -518,7 +542,7 @@ def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, exam
         with pytest.raises(AppError, match=message) as error:
             client.predict(*args, api_name="/upscale")
         assert "\n" not in str(error.value).strip()
-    with pytest.raises(AppError, match="from 1 to 16.*got 100"):
+    with pytest.raises(AppError, match="from 1 to 32.*got 100"):
         client.predict(handle_file(str(examples["astronaut"])), 100, api_name="/upscale_photo")
     with pytest.raises(AppError, match="output size"):
         client.predict(face_file, "big", api_name="/robustness")

@@ -113,12 +113,12 @@ def test_a_typed_scale_out_of_range_is_refused_not_clamped(page):
         scale.fill(typed)
         scale.press("Enter")
         page.wait_for_function(f"document.querySelector('#output-size').innerText.includes('{shown}')")
-        assert "from 1 to 16" in page.locator("#output-size").inner_text()
+        assert "from 1 to 32" in page.locator("#output-size").inner_text()
         assert scale.input_value() == typed  # the page kept what was typed
         page.click("#run")
         toast = page.locator(ERROR_TOAST).last
         toast.wait_for()
-        assert "from 1 to 16" in toast.inner_text() and shown in toast.inner_text()
+        assert "from 1 to 32" in toast.inner_text() and shown in toast.inner_text()
         page.locator('[data-testid="toast-close"]').last.click()
 
 

@@ -113,7 +113,7 @@ def test_collate_crops_native_patches_when_asked(photo):
     assert np.abs(resized - patch).max() > 20
 
 
-@pytest.mark.parametrize("family", ["lte", "liif"])
+@pytest.mark.parametrize("family", ["lte", "liif", "arasfsr"])
 def test_tiled_rendering_matches_rendering_the_whole_input(family):
     torch.manual_seed(0)
     model = arasfsr.create_model(family, preset="tiny").eval()
@@ -134,9 +134,34 @@ def test_tiled_rendering_matches_rendering_the_whole_input(family):
     assert (far - render(model, lr, (135, 183))).abs().max() > 1e-3  # no context: the seams show
 
 
-def test_tiled_rendering_refuses_a_face_prior_model(tiny_model):
-    with pytest.raises(ValueError, match="global coordinate"):
-        render_tiled(tiny_model, torch.rand(1, 3, 16, 16), (32, 32))
+def test_a_tile_frame_puts_the_tiles_pixel_centres_on_the_images():
+    from arasfsr.coords import make_coord
+    from arasfsr.decoder import tile_frame, to_global
+    whole = make_coord((45, 61)).view(45, 61, 2)
+    frame = tile_frame((7, 30), (20, 61), (45, 61))
+    local = make_coord((23, 41))
+    assert torch.allclose(to_global(local, frame).view(23, 41, 2), whole[7:30, 20:61], atol=1e-6)
+    assert to_global(local, None) is local
+
+
+def test_a_tiled_face_prior_reads_the_position_in_the_whole_face():
+    """GCM sees global coordinates: a tile encoded without its frame gives other colours, with it
+    the same as the untiled face (the test above checks the whole render)."""
+    from arasfsr.decoder import tile_frame
+    torch.manual_seed(0)
+    model = arasfsr.create_model("arasfsr", preset="tiny").eval()
+    assert model.config.use_gcm
+    lr = torch.rand(1, 3, 40, 40)
+    coord = torch.tensor([[[0.1, -0.2], [0.5, 0.5]]])  # in the tile's frame (rows 10-40, cols 0-30)
+    cell = torch.full((1, 2, 2), 2 / 60)
+    with torch.inference_mode():
+        framed = model.query(model.encode(lr[..., 10:40, 0:30], frame=tile_frame((10, 40), (0, 30), (40, 40))),
+                             coord, cell)
+        unframed = model.query(model.encode(lr[..., 10:40, 0:30]), coord, cell)
+        whole_coord = coord * torch.tensor([30 / 40, 30 / 40]) + torch.tensor([(30 + 20) / 40 - 1, 30 / 40 - 1])
+        whole = model.query(model.encode(lr), whole_coord, cell * 30 / 40)
+    assert (framed - whole).abs().max() < 1e-4
+    assert (unframed - whole).abs().max() > 1e-3
 
 
 def test_restore_draws_the_background_with_the_natural_model_and_keeps_faces(photo):
@@ -197,12 +222,13 @@ def test_restore_cli_background_choice_is_printed(photo, tmp_path):
         assert words in proc.stderr and Image.open(out).size == (120, 80)
 
 
-def test_upscale_encodes_a_large_input_in_tiles_within_one_level():
+@pytest.mark.parametrize("family", ["lte", "arasfsr"])
+def test_upscale_encodes_a_large_input_in_tiles_within_one_level(family):
     torch.manual_seed(1)
-    model = arasfsr.create_model("lte", preset="tiny").eval()
+    model = arasfsr.create_model(family, preset="tiny").eval()
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (300, 280, 3), dtype=np.uint8)).filter(ImageFilter.GaussianBlur(2))
-    assert arasfsr.inference._tiles(model, 300, 280)
+    assert arasfsr.inference._tiles(300, 280)
     out = np.asarray(arasfsr.upscale(model, image, scale=1.5, device="cpu"), np.int16)
     lr = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
     whole = np.rint(render(model, lr, (450, 420)).numpy() * 255).astype(np.int16)
@@ -281,3 +307,23 @@ def test_the_background_model_is_chosen_only_for_photos_it_helps(photo, tmp_path
         assert name == expected and f"quality {quality}" in reason
     once_jpeg = np.asarray(Image.open(tmp_path / "q40.jpg"))  # tables gone: block edges decide
     assert damage.choose_background(damage.assess(once_jpeg))[0] == "bicubic"
+
+
+def test_restore_encodes_a_large_face_in_tiles_within_float_rounding(monkeypatch):
+    """A face crop over two tiles' worth of pixels: the tiled encoder (GCM in the whole crop's
+    frame) gives the colours of the untiled one at the photo's fractional output positions."""
+    from arasfsr import inference
+    from arasfsr.restore import render_face
+    torch.manual_seed(0)
+    model = arasfsr.create_model("arasfsr", preset="tiny").eval()
+    crop = np.random.default_rng(0).random((300, 300, 3)).astype(np.float32)
+    rows, cols = np.linspace(10.2, 280.7, 97), np.linspace(-0.3, 299.4, 101)
+    calls = []
+    monkeypatch.setattr(inference, "render_tiled_at",
+                        lambda *a, _f=inference.render_tiled_at, **k: calls.append(1) or _f(*a, **k))
+    tiled = render_face(model, crop, rows, cols, (2.0, 2.0), torch.device("cpu"))
+    assert calls  # 300 x 300 > 2 x 192^2: tiled
+    monkeypatch.setattr(inference, "_tiles", lambda h, w: False)
+    whole = render_face(model, crop, rows, cols, (2.0, 2.0), torch.device("cpu"))
+    assert len(calls) == 1 and tiled.shape == whole.shape == (97, 101, 3)
+    assert np.abs(tiled - whole).max() < 1e-4

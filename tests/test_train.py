@@ -227,3 +227,57 @@ def test_a_collapse_that_stays_finite_is_rolled_back(faces, tmp_path, monkeypatc
     path = train(_config(faces, tmp_path / "off", steps=10, val_every=5, ckpt_every=10, warmup_steps=0,
                          rollback_drop=0), progress=False)
     assert arasfsr.load_model(path).decoder.out.bias.max() > 4
+
+
+def test_validate_measures_and_never_rolls_back(faces, tmp_path):
+    """`Trainer.validate` only measures: even after a collapse below the kept best, the weights,
+    the EMA and the learning-rate scale stay as they are (the rollback is the keeper's, called by
+    `run`)."""
+    from arasfsr.train import Trainer
+    trainer = Trainer(_config(faces, tmp_path / "validate", warmup_steps=0), progress=False)
+    first = trainer.validate()
+    assert set(first) == {"val_psnr", "ema_val_psnr"} and np.isfinite(first["val_psnr"])
+    assert not trainer.keeper.observe(1, first, trainer.model, trainer.optimizer, trainer.ema)  # kept as the best
+    with torch.no_grad():
+        for model in (trainer.model, trainer.ema):
+            model.decoder.out.bias.fill_(5.0)  # a collapse, far more than rollback_drop below the best
+    before = {k: v.clone() for k, v in [*trainer.model.state_dict().items(),
+                                        *(("ema." + k, v) for k, v in trainer.ema.state_dict().items())]}
+    second, third = trainer.validate(), trainer.validate()
+    assert second == third and second["val_psnr"] < first["val_psnr"] - trainer.cfg.rollback_drop
+    after = {**trainer.model.state_dict(), **{"ema." + k: v for k, v in trainer.ema.state_dict().items()}}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert trainer.keeper.lr_scale == 1.0 and "rolled_back_to" not in second
+
+
+def test_weight_keeper_rolls_back_below_the_drop():
+    from arasfsr.checkpoints import WeightKeeper, ema_update
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    ema = torch.nn.Linear(3, 2).requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    ema_update(ema, model, 0.999, 0)  # step 0: decay 0.1, the EMA moves 90% of the way
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    best_ema = {k: v.clone() for k, v in ema.state_dict().items()}
+    keeper = WeightKeeper(rollback_drop=0.5)
+    assert not keeper.observe(5, {"val_psnr": 30.0, "ema_val_psnr": 29.0}, model, optimizer, ema)
+    assert keeper.best["step"] == 5 and keeper.best["val"] == 30.0
+    with torch.no_grad():
+        for p in (*model.parameters(), *ema.parameters()):
+            p.add_(1.0)
+    within = {"val_psnr": 29.6}
+    assert not keeper.observe(6, within, model, optimizer, ema)  # 0.4 dB below: kept going
+    assert "rolled_back_to" not in within and not torch.equal(model.weight, best["weight"])
+    below = {"val_psnr": 29.0, "ema_val_psnr": 29.4}  # the better of the two is 0.6 dB below the best
+    assert keeper.observe(7, below, model, optimizer, ema)
+    assert below["rolled_back_to"] == 5 and below["lr_scale"] == keeper.lr_scale == 0.5 and keeper.rollbacks == 1
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, best_ema[k]) for k, v in ema.state_dict().items())
+    restored = WeightKeeper(rollback_drop=0.5)  # what last.pt holds of it comes back
+    restored.load_state_dict(keeper.state_dict())
+    assert restored.lr_scale == 0.5 and restored.best["step"] == 5
+    off = WeightKeeper(rollback_drop=0)
+    assert not off.observe(1, {"val_psnr": 30.0}, model, optimizer, ema)
+    assert not off.observe(2, {"val_psnr": 1.0}, model, optimizer, ema) and off.best is None
