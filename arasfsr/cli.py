@@ -304,7 +304,7 @@ def _is_auto(args: argparse.Namespace) -> bool:
 
 def _picker(args: argparse.Namespace, family: str, mode: str = "upscale"):
     """path -> the model for that input. Given flags: one model for all. None: per input, by
-    `arasfsr.damage.choose` (JPEG quality or block edges), the choice and its reason printed.
+    `arasfsr.damage.choose` (JPEG quality from the tables or from the pixels), the choice and its reason printed.
     The device is checked first: a bad --device is one line before any work."""
     from .threads import resolve_device
     try:
@@ -420,7 +420,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
                     help="output height in px (alone: the width keeps the aspect ratio)")
     up.add_argument("--model", default=None, choices=[*FAMILIES, "bicubic"],
                     help="model family (default: the one in --weights; with neither, the shipped weights are "
-                         "chosen per input by its damage, JPEG quality or block edges, and the choice is printed)")
+                         "chosen per input by its damage, JPEG quality from the file or its pixels, and the choice "
+                         "is printed)")
     up.add_argument("--weights", help="weight file (.safetensors or a LIIF .pth) or a shipped name; "
                                       "default: the shipped weights of --model")
     up.add_argument("--random-weights", metavar="PRESET", choices=list(PRESETS),

@@ -1,22 +1,27 @@
-"""How damaged is an input? JPEG quality from a file's quantisation tables, block edges otherwise.
+"""How damaged is an input? JPEG quality from a file's quantisation tables, or from the trace they left in its pixels.
 
 The choice of weights depends on it (`choose_weights`): weights trained on clean inputs sharpen
 JPEG blocks, weights trained on damaged inputs smear clean ones. Two measurements:
 
 - a JPEG file carries its quantisation tables; scaled IJG tables (the ones nearly every encoder,
   PIL and libjpeg included, uses) give the quality it was saved at (`jpeg_quality`);
-- a PNG or an array that was once a JPEG keeps its 8x8 block edges: `blockiness` is the mean
-  luma step across the block boundaries divided by the mean step elsewhere (1.0 for a clean image).
+- a PNG or an array that was once a JPEG still carries JPEG's quantisation: on the 8x8 grid it was
+  coded on, its luma DCT coefficients sit on multiples of the table's steps (`jpeg_trace` finds the
+  grid and the quality; it finds some JPEG faces at 24 px and all from 48 px, where block edges
+  cannot be told from a face's own edges: `blockiness`, the 0.5 measure, read 1.22 on clean 32 px
+  faces, above its "heavy" line).
 
-`assess` combines the two into one of "clean", "light" (JPEG quality 60 or more, or faint block
-edges) and "heavy" (quality under 60, or strong block edges), with the reason in words.
+`assess` combines the two into one of "clean", "light" (JPEG quality 60 or more) and "heavy"
+(quality under 60), with the reason in words.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
+from scipy.fft import dctn  # SciPy comes with scikit-image
 
 # The IJG / JPEG Annex K luminance table that quality 50 stands for (row-major, natural order).
 _LUMA_50 = np.array([
@@ -26,9 +31,21 @@ _LUMA_50 = np.array([
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
 # Thresholds: JPEG at quality >= LIGHT_QUALITY is "light" (release 0.5: 60, where the heavy-JPEG
 # weights and the real-photo weights cross on the OOD whole photos: +0.38 / +0.37 dB at q60, +0.30 /
-# +0.21 at q50); block edges this much stronger than the rest are "light" / "heavy" damage.
+# +0.21 at q50). Block edges (`blockiness`, kept as a figure in `Damage`) no longer decide: BLOCKY_* are the 0.5 lines.
 LIGHT_QUALITY = 60
 BLOCKY_LIGHT, BLOCKY_HEAVY = 1.08, 1.18   # measured: clean 0.96-1.04, q75 1.04-1.18, q40 1.19-1.44
+# jpeg_trace: qualities searched (above 93 the IJG steps are 1-2 and leave no trace worth a choice),
+# the largest centre square read (px), and the evidence needed: z >= TRACE_Z and an effect (how much
+# closer to the steps than chance, in steps) >= max(TRACE_EFFECT, TRACE_EFFECT_BASE + TRACE_EFFECT_SMALL /
+# sqrt(8x8 blocks)). Measured (benchmarks/bench_damage.py) on 47 faces (the OOD set and studio val) at
+# 24-128 px and 20 natural-photo tiles, reduced with PIL bicubic, JPEG at q40-q90, decoded and cropped
+# by 0-7 px: clean and q95 effects 0.01-0.12 (the most at 24 px, 0.045 from 64 px), JPEG 0.10-0.24 on
+# faces (0.03-0.24 on flat photo tiles); a clean input wrongly called a JPEG costs more than a JPEG
+# missed (the clean weights on q40 faces lose about 0.3 dB, the JPEG weights on clean ones up to 2).
+TRACE_QUALITIES = range(10, 94)
+TRACE_MAX_SIDE = 256
+TRACE_Z = 4.0
+TRACE_EFFECT, TRACE_EFFECT_BASE, TRACE_EFFECT_SMALL = 0.08, 0.06, 0.24
 
 
 def ijg_table(quality: int) -> np.ndarray:
@@ -73,6 +90,68 @@ def blockiness(image: Image.Image | np.ndarray) -> float:
     return float(np.mean(ratios))
 
 
+@lru_cache(maxsize=None)
+def _step_tables() -> np.ndarray:
+    """(qualities, 8, 8) IJG luminance steps for TRACE_QUALITIES (row: vertical frequency)."""
+    return np.stack([ijg_table(q).reshape(8, 8) for q in TRACE_QUALITIES])
+
+
+def _comb(coefficients: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z, effect) per table. effect: how far the coefficients' mean distance to the nearest
+    multiple of each step falls below what unquantised values give (uniform: 1/4 of a step, sd
+    0.144), in steps; z: the same in standard errors. Only coefficients over 0.6 steps count
+    (smaller ones round to 0 under any table); fewer than 20 of them give 0."""
+    x = coefficients[None] / tables[:, None]                         # (tables, blocks, 8, 8)
+    used = np.abs(x) > 0.6
+    distance = np.where(used, np.abs(x - np.rint(x)), 0.0)
+    n = used.sum(axis=(1, 2, 3))
+    effect = np.where(n >= 20, 0.25 - distance.sum(axis=(1, 2, 3)) / np.maximum(n, 1), 0.0)
+    return effect * np.sqrt(n) / 0.144, effect
+
+
+def jpeg_trace(image: Image.Image | np.ndarray) -> tuple[int, float, tuple[int, int]] | None:
+    """The JPEG quality an image that has lost its tables was once saved at, from its pixels.
+
+    JPEG stores each 8x8 block's luma DCT coefficients as multiples of a table's steps; decoding
+    to 8-bit RGB only rounds them by a fraction of a step. Every grid offset (a crop of a JPEG moves
+    the grid) and every IJG table from quality 10 to 93 is tried on the centre square (at most
+    TRACE_MAX_SIDE px); the best fit counts when its z clears the line above.
+    Returns (quality, effect in steps, (row, column) offset of the grid), or None: no trace (never a JPEG, a JPEG
+    resized since, or one above quality 93).
+    """
+    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float64)
+    if array.ndim == 3:
+        array = array[..., :3] @ np.array([0.299, 0.587, 0.114])   # JPEG's Y (BT.601, full range)
+    if array.max(initial=0) <= 1.0:
+        array = array * 255
+    h, w = array.shape
+    top, left = max(0, (h - TRACE_MAX_SIDE) // 2), max(0, (w - TRACE_MAX_SIDE) // 2)
+    array = array[top:top + TRACE_MAX_SIDE, left:left + TRACE_MAX_SIDE] - 128
+    tables = _step_tables()
+    coarse = tables[::8]   # a few qualities to find the grid, then all of them on it
+    best = None
+    for dy in range(8):
+        for dx in range(8):
+            part = array[dy:, dx:]
+            rows, cols = part.shape[0] // 8, part.shape[1] // 8
+            if rows * cols < 2:
+                continue
+            blocks = part[:rows * 8, :cols * 8].reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+            coefficients = dctn(blocks, axes=(1, 2), norm="ortho")
+            z = _comb(coefficients, coarse)[0].max()
+            if best is None or z > best[0]:
+                best = (z, coefficients, ((top + dy) % 8, (left + dx) % 8))
+    if best is None:
+        return None
+    _, coefficients, offset = best
+    z, effect = _comb(coefficients, tables)
+    k = int(np.argmax(z))
+    needed = max(TRACE_EFFECT, TRACE_EFFECT_BASE + TRACE_EFFECT_SMALL / np.sqrt(len(coefficients)))
+    if z[k] < TRACE_Z or effect[k] < needed:
+        return None
+    return TRACE_QUALITIES[k], float(effect[k]), offset
+
+
 @dataclass(frozen=True)
 class Damage:
     level: str                   # "clean", "light" or "heavy"
@@ -82,17 +161,19 @@ class Damage:
 
 
 def assess(image: Image.Image | np.ndarray) -> Damage:
-    """Judge an input: JPEG files by their quality, anything else by its block edges."""
+    """Judge an input: JPEG files by their tables, anything else by the JPEG trace in its pixels."""
     quality = jpeg_quality(image) if isinstance(image, Image.Image) else None
     blocks = blockiness(image)
     if quality is not None:
         level = "light" if quality >= LIGHT_QUALITY else "heavy"
         return Damage(level, f"a JPEG saved at quality {quality}", quality, blocks)
-    if blocks >= BLOCKY_HEAVY:
-        return Damage("heavy", f"strong 8x8 block edges (blockiness {blocks:.2f}): it was once a JPEG", None, blocks)
-    if blocks >= BLOCKY_LIGHT:
-        return Damage("light", f"faint 8x8 block edges (blockiness {blocks:.2f})", None, blocks)
-    return Damage("clean", f"no JPEG tables and no block edges (blockiness {blocks:.2f})", None, blocks)
+    trace = jpeg_trace(image)
+    if trace is not None:
+        quality = trace[0]
+        level = "light" if quality >= LIGHT_QUALITY else "heavy"
+        return Damage(level, f"no JPEG tables, but its pixels carry JPEG quality {quality}'s quantisation "
+                             "(it was once a JPEG)", quality, blocks)
+    return Damage("clean", "no JPEG tables and no JPEG trace in its pixels", None, blocks)
 
 
 # Which shipped weights serve each damage level ("bicubic": no model helps there). Measured on the
@@ -132,7 +213,7 @@ def choose(image, choice: dict | None = None, mode: str = "upscale",
     A path is read with `arasfsr.io.read_image`, which keeps a JPEG's quantisation tables on the
     image; an image from `read_image` / `read_with_info` has them too, so pass the image rather
     than its path when it is read already (an image decoded and converted elsewhere has lost its
-    tables and is judged by its block edges).
+    tables and is judged by the trace in its pixels).
     """
     if choice is None:
         if mode not in CHOICES:

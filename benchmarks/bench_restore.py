@@ -21,7 +21,8 @@ union of face boxes ("faces") and the whole photo ("photo"), for:
            onto the output grid: what the direct rendering saves (measured here only)
   context  `restore` with a crop 1.25x larger than the training framing (more context for the
            encoder, but the face fills less of the crop than GCM saw in training; measured here only)
-`--background natural` draws everything but the faces with the natural-photo model (native method).
+`--background natural` draws everything but the faces with the natural-photo model (native method); `--background
+auto` chooses per photo by its damage, as `restore` does by default.
 Prints one row per photo and the mean, median and worst gains over bicubic. (At an integer factor
 the output grid and a crop's own n_out grid coincide, so "resample" equals "native" there.)
 """
@@ -195,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--composites", type=int, default=COMPOSITES)
     parser.add_argument("--jpeg", type=int, default=0, help="save the LR as JPEG at this quality (0: no JPEG)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
-    parser.add_argument("--background", default="bicubic", choices=("bicubic", "natural"),
-                        help="what draws everything but the faces in the native method: bicubic (before 0.5), or "
-                             "the shipped natural-photo model (the CLI's default when installed)")
+    parser.add_argument("--background", default="bicubic", choices=("bicubic", "natural", "auto"),
+                        help="what draws everything but the faces in the native method: bicubic (before 0.5), "
+                             "the shipped natural-photo model, or auto: per photo by its damage, as the CLI's "
+                             "default (arasfsr.damage.choose_background)")
     parser.add_argument("--flat", type=float, default=restore.BACKGROUND_FLAT * 255,
                         help="with --background natural: input squares flatter than this many grey levels stay "
                              "bicubic (default: the package's; negative: the model draws every pixel)")
@@ -209,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
 
     models = {}
-    background = None if args.background == "bicubic" else weights.load_model(args.background).eval()
+    natural = None if args.background == "bicubic" else weights.load_model("natural").eval()
+
+    def background_for(lr: Image.Image):
+        """The background model for this LR: the one asked for, or per its damage with --background auto."""
+        name = damage.choose_background(damage.assess(lr))[0] if args.background == "auto" else args.background
+        return None if name == "bicubic" else natural
 
     def model_for(lr: Image.Image):
         """The given weights, or with --weights auto the shipped ones `arasfsr.damage.choose` picks for this LR."""
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             started = time.perf_counter()
             if method == "native":
-                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background,
+                out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background_for(lr),
                                       background_flat=None if args.flat < 0 else args.flat / 255)[0]
             elif method == "aligned":
                 out = restore_aligned(model, lr, hr.shape[:2])

@@ -105,7 +105,7 @@ def big_job(url: str, server: subprocess.Popen | None) -> dict:
     mb = (lambda kb: round(kb / 1024, 1) if kb else None)
     out = {}
     for name, image, scale, api in (("face", examples["grace_hopper_256"], 4.0, "/upscale"),
-                                    ("photo", examples["astronaut"], 2.0, "/upscale_photo")):
+                                    ("photo", examples["astronaut"], 2.0, "/restore")):
         before = memory_kb(server.pid, "VmRSS") if server else None
         started = time.perf_counter()
         result = client.predict(handle_file(str(image)), scale, api_name=api)

@@ -85,7 +85,7 @@ def photo_default() -> str:
 
 def resolve(label: str, image, mode: str = "upscale", found=None) -> tuple[str, str]:
     """(the choice to run, a note for the page): Auto becomes the choice that `arasfsr.damage.choose`
-    makes for this input (JPEG quality from its tables, or block edges), with its reason. `image`:
+    makes for this input (JPEG quality from its tables, or from its pixels), with its reason. `image`:
     the input as `demo.images.load_image` read it (or its path); `found`: its damage, when known."""
     if label != AUTO:
         return label, ""

@@ -1,6 +1,6 @@
 """The Gradio page: `build_demo()` lays it out and wires it to the demo's modules.
 
-Public API endpoints (see the README): /upscale (face mode), /upscale_photo (whole photo),
+Public API endpoints (see the README): /upscale (face mode), /restore (whole photo),
 /robustness. The other events only update the page and are private.
 """
 from __future__ import annotations
@@ -278,7 +278,7 @@ def _photo_tab(examples) -> None:
           trigger_mode="always_last", **PRIVATE)
     event = photo_run.click(run_photo, [photo_in, photo_scale, photo_model],
                             [photo_compare, photo_faces, photo_report, photo_download],
-                            api_name="upscale_photo", api_description="Upscale a whole photo, faces by the model.",
+                            api_name="restore", api_description="Upscale a whole photo, faces by the model.",
                             **HEAVY)
     event.success(None, js=SCROLL_TO.format("photo-compare"))
     photo_stop.click(stop, None, None, cancels=[event], **PRIVATE)

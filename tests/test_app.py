@@ -64,7 +64,7 @@ def test_build_demo_constructs_without_launching():
     demo = ui.build_demo()
     assert isinstance(demo, gr.Blocks) and not demo.is_running
     endpoints = {fn.api_name: fn for fn in demo.fns.values()}
-    for name in ("upscale", "upscale_photo", "robustness"):
+    for name in ("upscale", "restore", "robustness"):
         assert endpoints[name].api_visibility == "public"
         assert endpoints[name].concurrency_id == "model" and endpoints[name].concurrency_limit == ui.CONCURRENCY
     assert demo._queue.max_size == ui.QUEUE_SIZE
@@ -72,7 +72,7 @@ def test_build_demo_constructs_without_launching():
     assert len(images_) >= 8 and all(b.format == "png" for b in images_)  # never lossy WebP
     assert not list((REPO / "demo").glob("*.pyi"))  # no stub files written at import (component subclasses do)
     # every run has a Stop button that cancels it
-    runs = {endpoints[name]._id for name in ("upscale", "upscale_photo", "robustness")}
+    runs = {endpoints[name]._id for name in ("upscale", "restore", "robustness")}
     cancelled = {i for fn in demo.fns.values() if fn.is_cancel_function for i in fn.cancels}
     assert runs <= cancelled
     assert sum(getattr(fn.fn, "__name__", "") == "stop" for fn in demo.fns.values()) == 3  # and sets the Stop flag
@@ -478,7 +478,7 @@ def test_python_app_py_serves_the_demo(weights):
                 if server.poll() is not None or time.time() > deadline:
                     pytest.fail(f"app.py did not serve: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.5)
-        assert '"/upscale"' in info and '"/upscale_photo"' in info and '"/robustness"' in info
+        assert '"/upscale"' in info and '"/restore"' in info and '"/robustness"' in info
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -543,7 +543,7 @@ def test_client_bad_values_get_one_line_and_no_traceback_in_the_log(client, exam
             client.predict(*args, api_name="/upscale")
         assert "\n" not in str(error.value).strip()
     with pytest.raises(AppError, match="from 1 to 32.*got 100"):
-        client.predict(handle_file(str(examples["astronaut"])), 100, api_name="/upscale_photo")
+        client.predict(handle_file(str(examples["astronaut"])), 100, api_name="/restore")
     with pytest.raises(AppError, match="output size"):
         client.predict(face_file, "big", api_name="/robustness")
     log = capfd.readouterr()

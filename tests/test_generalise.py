@@ -55,8 +55,29 @@ def test_assess_levels_and_reasons(photo):
     heavy = damage.assess(_jpeg_file(photo, 40))
     assert (heavy.level, heavy.quality) == ("heavy", 40) and "quality 40" in heavy.reason
     assert damage.assess(_jpeg_file(photo, 92)).level == "light"
-    once_jpeg = damage.assess(np.asarray(_jpeg_file(photo, 35).convert("RGB")))  # tables gone: block edges
-    assert once_jpeg.level == "heavy" and "block edges" in once_jpeg.reason
+    once_jpeg = damage.assess(np.asarray(_jpeg_file(photo, 35).convert("RGB")))  # tables gone: the trace
+    assert once_jpeg.level == "heavy" and "once a JPEG" in once_jpeg.reason and abs(once_jpeg.quality - 35) <= 2
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 90])
+def test_a_decoded_and_cropped_jpeg_still_tells_its_quality(photo, quality):
+    """The tables are gone and a crop has moved the 8x8 grid: the coefficients' comb still tells."""
+    decoded = np.asarray(_jpeg_file(photo, quality).convert("RGB"))[3:, 5:]
+    found = damage.jpeg_trace(decoded)
+    assert found is not None and abs(found[0] - quality) <= 2 and found[2] == (5, 3)
+
+
+@pytest.mark.parametrize("side", [24, 32, 48, 64])
+def test_small_clean_faces_are_not_mistaken_for_jpegs(side):
+    """Block edges cannot tell at face sizes (a clean 32 px face crosses the old 'heavy' line);
+    the JPEG trace does not fire on clean reductions of real faces, at any offset."""
+    from skimage import data as sk
+    faces = [sk.astronaut()[20:220, 150:330], sk.chelsea(), sk.coffee(), sk.immunohistochemistry()]
+    for k, array in enumerate(faces):
+        small = Image.fromarray(array).resize((side, side), Image.BICUBIC)
+        assert damage.jpeg_trace(small) is None, k
+        assert damage.assess(small).level == "clean"
+        assert damage.assess(_jpeg_file(small, 40).convert("RGB")).level in ("heavy", "clean")  # never "light"
 
 
 def test_choose_reads_the_tables_of_a_file_and_names_its_reason(photo, tmp_path):
@@ -86,7 +107,7 @@ def test_cli_without_a_model_chooses_per_input_and_prints_why(photo, tmp_path):
                              "--scale", "2", "--no-progress"],
                             capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
-    assert "a.png: no JPEG tables and no block edges" in result.stderr
+    assert "a.png: no JPEG tables and no JPEG trace in its pixels" in result.stderr
     heavy = damage.CHOICES["upscale"]["heavy"]
     assert f"b.jpg: a JPEG saved at quality 40: heavy input, so {'bicubic' if heavy == 'bicubic' else 'the ' + heavy}" \
         in result.stderr

@@ -305,7 +305,7 @@ def test_the_background_model_is_chosen_only_for_photos_it_helps(photo, tmp_path
         small.save(path, quality=quality)
         name, reason = damage.choose_background(damage.choose(path, mode="restore")[1])
         assert name == expected and f"quality {quality}" in reason
-    once_jpeg = np.asarray(Image.open(tmp_path / "q40.jpg"))  # tables gone: block edges decide
+    once_jpeg = np.asarray(Image.open(tmp_path / "q40.jpg"))  # tables gone: the JPEG trace decides
     assert damage.choose_background(damage.assess(once_jpeg))[0] == "bicubic"
 
 
