@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.5.0"  # the only place the version is written (pyproject.toml reads it)
+__version__ = "0.6.0"  # the only place the version is written (pyproject.toml reads it)
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -512,6 +512,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile (CPU with a C compiler, or CUDA)")
     parser.add_argument("--data-description", default=d.data_description)
+    parser.add_argument("--recipe", default=d.recipe,
+                        help="one name for the whole schedule (legs included), written to the weights' metadata")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=cmd_train)

@@ -56,7 +56,7 @@ FIXED_ON_RESUME = ("model", "preset")
 # Settings of the machine, not of the run (and init_from, which only matters at step 0): never
 # compared on resume.
 RUNTIME_SETTINGS = ("out", "threads", "device", "workers", "data", "data_description", "compile", "init_from",
-                    "select_data", "val_input_size")
+                    "select_data", "val_input_size", "recipe")
 
 
 @dataclass
@@ -94,6 +94,7 @@ class TrainConfig:
     amp: bool = False                    # bfloat16 autocast, CUDA only
     compile: bool = False                # torch.compile
     data_description: str = ""
+    recipe: str = ""                     # one name for the whole schedule, legs included (in the metadata)
 
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, dim=None) -> torch.Tensor:
@@ -254,7 +255,9 @@ class Trainer:
         except RuntimeError as err:
             raise ValueError(f"--init-from {path} does not fit {self.cfg.model}/{self.cfg.preset}: "
                              f"{str(err).splitlines()[0]}") from None
-        return {"file": Path(path).name, "steps": source.training_info.get("steps"),
+        info = source.training_info
+        return {"file": Path(path).name, "steps": info.get("steps"),
+                "total_steps": info.get("total_steps", info.get("steps")), "recipe": info.get("recipe"),
                 "lfe_activation": source.config.lfe_activation}
 
     def _resume(self) -> None:
@@ -460,8 +463,10 @@ class Trainer:
             extra = {"selected_on": Path(cfg.select_data).name,
                      "selected_psnr_16_to_64": round(self.best_select["psnr"], 3),
                      "selected_step": self.best_select["step"]}
+        before = (self.init_info or {}).get("total_steps") or 0  # steps of the legs this run continues
         save_model(chosen, export, training={
             "model": cfg.model, "preset": cfg.preset, "steps": self.step_index, "wall_time_s": round(self.elapsed, 1),
+            "recipe": cfg.recipe or None, "total_steps": before + self.step_index, "seed": cfg.seed,
             "batch_size": cfg.batch_size * self.world, "num_queries": cfg.num_queries,
             "learning_rate": cfg.learning_rate, "warmup_steps": cfg.warmup_steps, "grad_clip": cfg.grad_clip,
             "ema_decay": cfg.ema_decay, "exported": exported,

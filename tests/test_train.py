@@ -59,6 +59,18 @@ def test_train_tiny_end_to_end(faces, tmp_path):
     assert arasfsr.upscale(model, np.zeros((16, 16, 3), np.uint8), scale=2.5).size == (40, 40)
 
 
+def test_the_record_names_the_recipe_and_counts_every_leg(faces, tmp_path):
+    """`recipe` and `total_steps` (issue 19): a continuation adds its steps to its start's total."""
+    first = train(_config(faces, tmp_path / "a", steps=3, val_every=3, recipe="two-legs", seed=5), progress=False)
+    info = read_metadata(first)["training"]
+    assert (info["recipe"], info["total_steps"], info["seed"]) == ("two-legs", 3, 5)
+    second = train(_config(faces, tmp_path / "b", steps=2, val_every=2, recipe="two-legs", init_from=str(first)),
+                   progress=False)
+    info = read_metadata(second)["training"]
+    assert (info["recipe"], info["steps"], info["total_steps"]) == ("two-legs", 2, 5)
+    assert info["init_from"]["total_steps"] == 3 and info["init_from"]["recipe"] == "two-legs"
+
+
 def _run_cli(faces, out, *extra, **popen):
     cmd = [sys.executable, "-m", "arasfsr", "train", "--preset", "tiny", "--data", str(faces), "--out", str(out),
            "--batch-size", "4", "--num-queries", "2048", "--input-sizes", "24,24", "--threads", "1",
