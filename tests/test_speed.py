@@ -44,9 +44,9 @@ def test_blocks_run_on_single_threaded_workers(monkeypatch):
     seen = []
     inner = model.decoder._fast_inference
 
-    def spy(projection, latent_shape, coord, cell, workspace):
+    def spy(projection, latent_shape, coord, cell, workspace, frame=None):
         seen.append((threading.current_thread().name, torch.get_num_threads(), coord.shape[1]))
-        return inner(projection, latent_shape, coord, cell, workspace)
+        return inner(projection, latent_shape, coord, cell, workspace, frame=frame)
 
     monkeypatch.setattr(model.decoder, "_fast_inference", spy)
     with torch.inference_mode():
