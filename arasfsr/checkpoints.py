@@ -10,6 +10,9 @@
   `rollback_drop` dB below it (a collapse that stays finite: a decoder layer dies and the model
   falls back to its bilinear skip), the model, optimiser and EMA return to it and the learning
   rate is halved. Its state travels in `last.pt` (keys "best" and "lr_scale").
+- `cuda_rng_state` / `restore_cuda_rng_state`: the CUDA generators' states (the LFE's sampling on a
+  GPU draws from them), kept in `last.pt` beside the CPU's so that a resumed GPU run draws the same
+  noise as an unbroken one. Checkpoints without them (older, or written without CUDA) still load.
 """
 from __future__ import annotations
 
@@ -52,6 +55,38 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as err:  # noqa: BLE001 (the unpickler's refusals have many types; re-raised as one)
         raise ValueError(f"{path} cannot be resumed safely ({type(err).__name__}: "
                          f"{str(err).splitlines()[0]}); it is not a checkpoint written by arasfsr") from None
+
+
+def cuda_rng_state() -> list[torch.Tensor] | None:
+    """This process's CUDA random-number states, one CPU ByteTensor per visible GPU (what
+    `torch.cuda.get_rng_state_all()` returns, so `weights_only=True` reads it back), or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    return [state.cpu() for state in torch.cuda.get_rng_state_all()]
+
+
+def restore_cuda_rng_state(states: list[torch.Tensor] | None) -> str | None:
+    """Set the CUDA generators from a checkpoint's `states` when both the states and CUDA are there.
+
+    Returns a one-line note when the CUDA stream could not be continued exactly (a checkpoint
+    without CUDA states resumed on a GPU, one with them resumed without a GPU, or a different
+    number of GPUs), else None. Never fails: the CPU state, model and optimiser still resume.
+    """
+    available = torch.cuda.is_available()
+    if not states:
+        if not available:
+            return None
+        return ("resume: the checkpoint holds no CUDA random-number state (written on a CPU or by an older "
+                "version): the CUDA random stream restarts from the seed, so the LFE's noise differs from an unbroken run")
+    if not available:
+        return ("resume: the checkpoint holds a CUDA random-number state but no GPU is visible: it is not restored "
+                "(training continues on the CPU's stream, which is)")
+    count = min(len(states), torch.cuda.device_count())
+    torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in states[:count]])
+    if count != len(states) or count != torch.cuda.device_count():
+        return (f"resume: the checkpoint holds the CUDA random-number states of {len(states)} GPU(s), this machine "
+                f"has {torch.cuda.device_count()}: the first {count} are restored, any other GPU's stream restarts")
+    return None
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:

@@ -132,7 +132,8 @@ def _degradation(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", nargs="*", default=None,
-                        help="weight files to compare (default: every shipped weight file present)")
+                        help="weight files or shipped names to compare (default: every shipped weight file present, "
+                             "except the compare-* files of the like-for-like comparison)")
     parser.add_argument("--data", default="data/faces", help="folder of aligned faces")
     parser.add_argument("--split", default="test", help="manifest split to use (never the training split)")
     parser.add_argument("--input-sizes", type=_numbers(int), default=[16, 32, 64])
@@ -152,7 +153,8 @@ def _main(args) -> int:
     from .weights import DEFAULT_WEIGHTS, default_weights_path, load_model
     if args.split == "train":
         raise ValueError("evaluating on the training split measures memorisation, not super-resolution")
-    paths = args.weights if args.weights else [p for n in DEFAULT_WEIGHTS if (p := default_weights_path(n)).exists()]
+    paths = args.weights if args.weights else [p for n in DEFAULT_WEIGHTS if not n.startswith("compare-")
+                                               and (p := default_weights_path(n)).exists()]
     if not paths:
         raise FileNotFoundError("no weight files given and no shipped weights found")
     models = {}

@@ -43,7 +43,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoints import WeightKeeper, ema_update, load_checkpoint, save_atomic, weights_problem
+from .checkpoints import (
+    WeightKeeper,
+    cuda_rng_state,
+    ema_update,
+    load_checkpoint,
+    restore_cuda_rng_state,
+    save_atomic,
+    weights_problem,
+)
 from .model import create_model
 from .training_log import TrainingLog, band_losses, plot_curves
 
@@ -290,6 +298,12 @@ class Trainer:
             self.best_select = state.get("best_select")
         rngs = state["rng"]
         torch.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
+        # the CUDA generators (the LFE samples its latent on the GPU): absent from older checkpoints
+        # and from those written without CUDA; such a checkpoint still resumes, with a note
+        cuda_rngs = state.get("cuda_rng") or [None]
+        note = restore_cuda_rng_state(cuda_rngs[self.rank] if self.rank < len(cuda_rngs) else cuda_rngs[0])
+        if note and self.rank == 0:
+            print(note, file=sys.stderr)
 
     def _load_data(self) -> None:
         from .data import SRBatchCollate
@@ -428,19 +442,22 @@ class Trainer:
                         self.out / f"{self.cfg.model}_{self.cfg.preset}.selected.safetensors")
 
     def checkpoint(self) -> None:
-        """Write `last.pt` (rank 0; every rank's RNG state), refusing non-finite or exploded weights."""
+        """Write `last.pt` (rank 0; every rank's CPU RNG state and, with CUDA, its CUDA RNG states),
+        refusing non-finite or exploded weights."""
         problem = weights_problem(self.model)
         if problem:  # never keep poisoned weights as "the last good checkpoint"
             raise FloatingPointError(f"{problem} at step {self.step_index}")
-        rngs = [torch.get_rng_state()]
+        rngs, cuda_rngs = [torch.get_rng_state()], [cuda_rng_state()]
         if self.distributed:
             gathered = [None] * self.world
-            dist.all_gather_object(gathered, rngs[0])
-            rngs = gathered
+            dist.all_gather_object(gathered, (rngs[0], cuda_rngs[0]))
+            rngs, cuda_rngs = [g[0] for g in gathered], [g[1] for g in gathered]
+        if all(c is None for c in cuda_rngs):
+            cuda_rngs = None  # no CUDA: nothing to keep (a resume on a GPU then restarts its stream)
         if self.rank == 0:
             save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                          "ema": self.ema.state_dict() if self.ema is not None else None,
-                         "step": self.step_index, "elapsed": self.elapsed, "rng": rngs,
+                         "step": self.step_index, "elapsed": self.elapsed, "rng": rngs, "cuda_rng": cuda_rngs,
                          **self.keeper.state_dict(), "best_select": self.best_select,  # "best", "lr_scale"
                          "config": {k: _plain(v) for k, v in asdict(self.cfg).items()}}, self.ckpt_path)
 

@@ -66,6 +66,13 @@ DEFAULT_WEIGHTS = {
     "arasfsr-heavy": "arasfsr-heavy_small.safetensors", # ARASFSR for badly compressed inputs (JPEG 25-70)
     "natural": "natural_small.safetensors",             # LTE on natural photographs: anything but faces
 }
+# The like-for-like comparison (MODEL_CARD.md, "Reproduction table"): every family trained from
+# scratch with one recipe (`recipe` "compare-1000" in each file's training record, seed 0; the
+# second seed is a command in scripts/train_shipped.sh). For ablations and baselines, not for use:
+# the files above are better trained, and differently, so only these five compare like with like.
+COMPARISON_FAMILIES = ("arasfsr", "arasfsr-no-lfe", "arasfsr-no-gcm", "liif", "lte")
+DEFAULT_WEIGHTS.update({f"compare-{family}": f"compare-{family}_small.safetensors"
+                        for family in COMPARISON_FAMILIES})
 
 
 def list_models() -> list[str]:

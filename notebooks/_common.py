@@ -183,6 +183,29 @@ def verdict(difference: float, se: float, a: str, b: str, unit: str = "dB", negl
     return f"{ahead} is ahead of {behind} ({numbers}, more than 2 s.e. from 0)"
 
 
+def reproduction(claim: str) -> list[dict]:
+    """The rows of the model card's reproduction table (results/compare/claims.md, written by
+    benchmarks/bench_compare.py over two seeds) for `claim`, e.g. "LFE helps": one per test set,
+    {"set", "difference", "verdict", "faces"}. Empty (with a note) when the file is missing."""
+    path = Path(__file__).resolve().parents[1] / "results" / "compare" / "claims.md"
+    if not path.is_file():
+        print(f"NOTE: {path.name} is missing: run benchmarks/bench_compare.py for the two-seed table")
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[1] == claim:
+            rows.append({"set": cells[0], "difference": float(cells[2]), "verdict": cells[5], "faces": int(cells[6])})
+    return rows
+
+
+def print_reproduction(claim: str) -> None:
+    """One line per test set: the two-seed verdict of `claim` from the model card's table."""
+    for row in reproduction(claim):
+        print(f"  two-seed table, {row['set']} faces ({row['faces']}): {claim}: {row['difference']:+.2f} dB, "
+              f"{row['verdict']}")
+
+
 # --- figures ---------------------------------------------------------------------------------
 
 def interior_limits(array, border: int = 2, percentiles: tuple[float, float] = (1, 99)) -> tuple[float, float]:
@@ -255,11 +278,12 @@ def show(fig=None) -> None:
 
 
 def slider(function, **widgets):
-    """`ipywidgets.interact(function, **widgets)` that also runs headless and without ipywidgets.
+    """Sliders that redraw `function`'s figure, and a picture that stays in the saved notebook.
 
-    In Jupyter: sliders that call `function` when released (continuous_update off). Executed
-    headless (nbclient, CI) or without ipywidgets installed: `function` runs once with the
-    widgets' initial values, so the cell neither blocks nor fails.
+    The initial setting is drawn as an ordinary output (so an executed or exported notebook shows
+    it, which `ipywidgets.interact` does not: its picture lives inside a widget that a saved file
+    does not render); in Jupyter, moving a slider (on release) redraws that same output in place.
+    Without ipywidgets, `function` runs once with the initial values.
     """
     values = {name: getattr(w, "value", w) for name, w in widgets.items()}
     try:
@@ -267,10 +291,46 @@ def slider(function, **widgets):
     except ImportError:
         print("(ipywidgets is not installed: showing the initial setting; `pip install ipywidgets` for sliders)")
         return function(**values)
-    for w in widgets.values():
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    def draw(**kwargs) -> list[dict]:
+        with capture_output() as captured:       # the figures and the text `function` shows
+            function(**kwargs)
+        shown = [o.data for o in captured.outputs]
+        return ([{"text/plain": captured.stdout}] if captured.stdout else []) + shown
+
+    controls = [w for w in widgets.values() if isinstance(w, ipywidgets.Widget)]
+    for w in controls:
         if hasattr(w, "continuous_update"):
             w.continuous_update = False
-    return ipywidgets.interact(function, **widgets)
+    display(ipywidgets.HBox(controls))
+    handles = [display(data, raw=True, display_id=True) for data in draw(**values)]
+
+    def redraw(_change) -> None:
+        current = {name: getattr(w, "value", w) for name, w in widgets.items()}
+        for handle, data in zip(handles, draw(**current)):
+            handle.update(data, raw=True)
+
+    for w in controls:
+        w.observe(redraw, names="value")
+    return None
+
+
+def agrees(name: str, mine, reference, atol: float, unlike=None) -> float:
+    """A notebook's self-check that can fail: assert max|mine - reference| <= atol, and, when `unlike`
+    (what a plausible mistake would give) is passed, that the mistake is further than atol from the
+    reference, so that passing the check means something. Returns the largest difference.
+    """
+    a, r = np.asarray(mine, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    assert a.shape == r.shape, f"{name}: shapes differ, {a.shape} against {r.shape}"
+    error = float(np.max(np.abs(a - r))) if a.size else 0.0
+    assert error <= atol, f"{name}: off by up to {error:.3g} (allowed {atol:g})"
+    if unlike is not None:
+        gap = float(np.max(np.abs(np.asarray(unlike, dtype=np.float64) - r)))
+        assert gap > atol, (f"{name}: this check cannot fail: the alternative is only {gap:.3g} from the reference "
+                            f"(allowed {atol:g}); tighten the tolerance")
+    return error
 
 
 def check(name: str, answer, expected, atol: float = 1e-6) -> None:

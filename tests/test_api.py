@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_shipped_names_load_and_list_models_names_them():
     assert arasfsr.list_models() == ["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "arasfsr-real",
-                                    "arasfsr-heavy", "natural"]
+                                    "arasfsr-heavy", "natural", "compare-arasfsr", "compare-arasfsr-no-lfe",
+                                    "compare-arasfsr-no-gcm", "compare-liif", "compare-lte"]
     real = arasfsr.load_model("arasfsr-real")
     assert real.config.name == "arasfsr" and real.training_info["degradation"] == "mixed"
     for name in ("arasfsr", "lte"):
@@ -111,3 +112,19 @@ def test_create_model_pretrained_loads_the_shipped_weights():
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
     with pytest.raises(ValueError, match="shipped"):
         arasfsr.create_model("lte", preset="paper", pretrained=True)
+
+
+def test_the_five_comparison_files_were_trained_alike():
+    """Issue 19: the shipped like-for-like files share one recipe, budget, data and sampling, and
+    differ in the family alone (and the model each family builds)."""
+    from arasfsr.weights import COMPARISON_FAMILIES
+    records = {family: arasfsr.load_model(f"compare-{family}").training_info for family in COMPARISON_FAMILIES}
+    shared = ("recipe", "total_steps", "steps", "data", "degradation", "batch_size", "num_queries", "learning_rate",
+              "warmup_steps", "input_sizes", "scale_range", "seed", "ema_decay", "kl_weight")
+    for key in shared:
+        values = {family: record.get(key) for family, record in records.items()}
+        assert len({repr(v) for v in values.values()}) == 1, f"{key} differs: {values}"
+    first = records["arasfsr"]
+    assert first["recipe"] == f"compare-{first['total_steps']}" and first.get("init_from") is None  # from scratch
+    assert {family: record["model"] for family, record in records.items()} == {f: f for f in COMPARISON_FAMILIES}
+

@@ -83,3 +83,66 @@ def test_notebook_executes_in_fast_mode(name):
     assert all(c.execution_count is not None for c in code_cells)
     figures = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
     assert figures >= 1, f"{name} executed but displayed no figure"
+    blank = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "\nslider(" in "\n" + c.source
+             and not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert not blank, f"{name}: the slider cells {blank} left no picture in the executed notebook"
+
+
+# --- the notebooks' self-checks can fail (issue 19) ---------------------------------------------
+
+def _common_module():
+    import importlib
+    import sys
+    sys.path.insert(0, str(NOTEBOOKS_DIR))
+    try:
+        return importlib.import_module("_common")
+    finally:
+        sys.path.remove(str(NOTEBOOKS_DIR))
+
+
+def test_agrees_fails_on_a_wrong_answer_and_on_a_check_that_cannot_fail():
+    import numpy as np
+    agrees = _common_module().agrees
+    reference = np.linspace(0, 1, 12)
+    assert agrees("same", reference + 1e-5, reference, 1e-3, unlike=reference + 0.1) < 2e-5
+    with pytest.raises(AssertionError, match="off by"):
+        agrees("wrong", reference + 0.01, reference, 1e-3)
+    with pytest.raises(AssertionError, match="cannot fail"):      # the alternative passes the tolerance too
+        agrees("blunt", reference, reference, 1.0, unlike=reference + 0.1)
+
+
+def test_notebook_02s_sampling_check_tells_a_sample_from_the_mean():
+    """02 checks its re-derived sampling against the package's before rounding: leaving the noise
+    out (z = mu), or dropping the clamp on log sigma^2, must fail that check at its tolerance."""
+    import numpy as np
+    import torch
+
+    import arasfsr
+    from arasfsr.coords import make_cell, make_coord
+    common = _common_module()
+    model = arasfsr.load_model("arasfsr")
+    lr = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    coord = make_coord((96, 96))[None]
+    cell = make_cell((96, 96)).expand_as(coord)
+
+    def render(seed, clamp=True):
+        with torch.no_grad():
+            if seed is None:
+                features = model.encode(lr, sample=False)
+            elif clamp:
+                features = model.encode(lr, sample=True, generator=torch.Generator().manual_seed(seed))
+            else:  # a broken re-derivation: the raw log-variance, no clamp
+                from arasfsr.model import Features
+                lr_norm = (lr - model.config.norm_mean) / model.config.norm_std
+                mu, logvar = model.lfe.encoder(lr_norm).chunk(2, dim=1)
+                eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))
+                latent = torch.cat([model.encoder(lr_norm), model.lfe.decoder(mu + eps * torch.exp(0.5 * logvar))], 1)
+                features = Features(latent, lr_norm, model.decoder.project(latent), mu, logvar)
+            return model.query(features, coord, cell)[0].clamp(0, 1).numpy().astype(np.float64) * 255
+
+    sample, mean = render(3), render(None)
+    common.agrees("sample", render(3), sample, 1e-3, unlike=mean)        # the notebook's check passes...
+    with pytest.raises(AssertionError, match="off by"):
+        common.agrees("no noise", mean, sample, 1e-3)                     # ...and fails without the noise
+    with pytest.raises(AssertionError, match="off by"):
+        common.agrees("no clamp", render(3, clamp=False), sample, 1e-3)   # ...and without the clamp

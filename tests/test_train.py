@@ -154,6 +154,94 @@ def test_resume_applies_a_changed_learning_rate_and_says_so(faces, tmp_path, cap
         train(_config(faces, run, model="lte", steps=12), resume=True, progress=False)
 
 
+class _CudaGenerators:
+    """The CUDA generators of `devices` GPUs, for a machine without one: each is a real CPU
+    `torch.Generator`, so its state is a real ByteTensor that moves when numbers are drawn. Only the
+    four `torch.cuda` functions the checkpoint code calls are replaced; on a machine with CUDA the
+    tests use the real generators instead."""
+
+    def __init__(self, devices: int = 2, seed: int = 123):
+        self.generators = [torch.Generator().manual_seed(seed + i) for i in range(devices)]
+
+    def install(self, monkeypatch) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(self.generators))
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [g.get_state() for g in self.generators])
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", self.set_rng_state_all)
+
+    def set_rng_state_all(self, states) -> None:
+        for generator, state in zip(self.generators, states):
+            generator.set_state(state)
+
+    def draw(self) -> None:
+        for generator in self.generators:
+            torch.rand(16, generator=generator)
+
+
+def _cuda_generators(monkeypatch):
+    """(get_states, draw): the real CUDA generators when there is a GPU, else `_CudaGenerators`."""
+    if torch.cuda.is_available():
+        return (lambda: [s.cpu() for s in torch.cuda.get_rng_state_all()],
+                lambda: [torch.rand(16, device=f"cuda:{i}") for i in range(torch.cuda.device_count())])
+    fake = _CudaGenerators()
+    fake.install(monkeypatch)
+    return (lambda: [g.get_state() for g in fake.generators]), fake.draw
+
+
+def test_checkpoint_keeps_the_cuda_rng_state_and_resume_restores_it(faces, tmp_path, monkeypatch, capsys):
+    """With CUDA, last.pt carries every GPU's RNG state (readable with weights_only=True) beside the
+    CPU's, and a resume puts it back; the same checkpoint resumed without CUDA loads with a note."""
+    from arasfsr.checkpoints import load_checkpoint
+    from arasfsr.train import Trainer
+    cfg = _config(faces, tmp_path / "cuda_rng", device="cpu")
+    cuda_states, draw = _cuda_generators(monkeypatch)
+    trainer = Trainer(cfg, progress=False)
+    draw()  # the stream has moved on since the seed, as after some training steps
+    saved = cuda_states()
+    trainer.checkpoint()
+    state = load_checkpoint(trainer.ckpt_path)  # weights_only=True
+    assert len(state["cuda_rng"]) == 1 and len(state["cuda_rng"][0]) == len(saved)  # one rank, every GPU
+    assert all(torch.equal(a, b) for a, b in zip(state["cuda_rng"][0], saved))
+    draw()
+    assert not all(torch.equal(a, b) for a, b in zip(cuda_states(), saved))  # the stream really moved
+    Trainer(cfg, progress=False, resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(cuda_states(), saved)), "resume did not restore the CUDA stream"
+    assert "CUDA" not in capsys.readouterr().err  # restored exactly: nothing to say
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same checkpoint on a CPU-only machine
+    resumed = Trainer(cfg, progress=False, resume=True)
+    assert resumed.step_index == 0 and "no GPU is visible" in capsys.readouterr().err
+
+
+def test_a_checkpoint_without_cuda_rng_state_resumes(faces, tmp_path, monkeypatch, capsys):
+    """A checkpoint without "cuda_rng" (an older one, or one written on a CPU) resumes, on a CPU exactly
+    as an unbroken run, and on a CUDA machine with a one-line note that the CUDA stream restarts."""
+    from arasfsr.checkpoints import load_checkpoint, save_atomic
+    from arasfsr.train import Trainer
+    # a constant learning rate, so that the 3-step first leg is the first half of the 6-step run
+    settings = dict(steps=6, ckpt_every=3, val_every=100, warmup_steps=0, lr_decay_at=1.0, device="cpu")
+    straight = train(_config(faces, tmp_path / "straight", **settings), progress=False)
+    run = tmp_path / "old"
+    train(_config(faces, run, **{**settings, "steps": 3}), progress=False)
+    state = load_checkpoint(run / "last.pt")
+    assert state["step"] == 3
+    if torch.cuda.is_available():
+        assert state["cuda_rng"] is not None
+    else:
+        assert state["cuda_rng"] is None  # written without CUDA: nothing to keep
+    del state["cuda_rng"]  # as a checkpoint written before the field existed
+    save_atomic(state, run / "last.pt")
+    capsys.readouterr()
+    _, draw = _cuda_generators(monkeypatch)  # resumed where CUDA is present
+    trainer = Trainer(_config(faces, run, **settings), progress=False, resume=True)
+    note = [line for line in capsys.readouterr().err.splitlines() if "CUDA" in line]
+    assert len(note) == 1 and "restarts" in note[0], note
+    assert trainer.step_index == 3
+    monkeypatch.undo()  # train the rest on this machine as it is
+    resumed = trainer.run()
+    a, b = load_file(str(resumed)), load_file(str(straight))
+    assert all(torch.equal(a[k], b[k]) for k in a), "the resumed CPU run diverged from the unbroken one"
+
+
 def test_log_holds_what_tells_a_collapse(faces, tmp_path):
     run = tmp_path / "log"
     train(_config(faces, run, steps=10, val_every=5, ckpt_every=10), progress=False)
