@@ -23,7 +23,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"cli", "coords", "data", "decoder", "degrade", "encoder", "evaluate", "faces", "gcm",
                "inference", "io", "lfe", "metrics", "model", "presets", "restore", "sizes", "threads", "train",
-               "weights", "damage", "augment"}
+               "weights", "damage", "augment", "onnx"}
 
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m arasfsr {upscale,train,evaluate} ...`.
+"""Command line: `python -m arasfsr {upscale,restore,export-onnx,train,evaluate} ...`.
 
 Exit codes (the README lists them too):
     0  everything asked was done
@@ -552,6 +552,25 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def cmd_export_onnx(args) -> int:
+    """`export-onnx`: refuse before any work if --out holds an export (without --overwrite)."""
+    from .onnx import FILES
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    present = [name for name in FILES if (out / name).exists()]
+    if present and not args.overwrite:
+        raise UsageError(f"{out} already holds {', '.join(present)}: pass --overwrite to replace them")
+    from .onnx import export
+    try:
+        paths = export(args.model, out)
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in paths.values())
+    print(f"wrote {out}: {sizes}")
+    return EXIT_OK
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of `train` (`add_train_arguments`) and `evaluate` (defined there)
     import torch, so they are only filled in when argv names them."""
@@ -566,6 +585,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "restore", help="whole photos: find every face, super-resolve it in place over a background drawn by the "
                    "natural-photo model (or bicubic)"),
         restore=True)
+    export = sub.add_parser("export-onnx", help="write a model as two ONNX graphs (encoder, decoder) that "
+                            "arasfsr.onnx.upscale renders with onnxruntime alone")
+    export.add_argument("model", help="a shipped name (arasfsr, lte, ...) or a weight file")
+    export.add_argument("-o", "--out", required=True, help="folder for encoder.onnx, decoder.onnx, model.json")
+    export.add_argument("--overwrite", action="store_true", help="replace an export already in --out")
+    export.set_defaults(func=cmd_export_onnx)
     train_parser = sub.add_parser("train", help="train a model")
     evaluate_parser = sub.add_parser("evaluate", help="evaluate models with the authors' protocol")
     if command == "train":

@@ -66,6 +66,14 @@ def tile_frame(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, i
     return ((p1 - p0) / h, (q1 - q0) / w, (p1 - p0 + 2 * p0) / h - 1, (q1 - q0 + 2 * q0) / w - 1)
 
 
+def per_axis(like: torch.Tensor, a, b) -> torch.Tensor:
+    """The pair (a, b) as a (2,) tensor of `like`'s dtype and device. Built by arithmetic rather
+    than `new_tensor`, so that under `torch.export` (the ONNX export, `arasfsr.onnx`) sizes that
+    are symbolic stay symbolic instead of being baked into the graph."""
+    one = like.new_ones(())
+    return torch.stack([one * a, one * b])
+
+
 def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], eps: float = 1e-6):
     """Find the four latent codes around each query.
 
@@ -79,9 +87,9 @@ def local_ensemble_corners(coord: torch.Tensor, latent_shape: tuple[int, int], e
         weight: (4, B, N) blend weights, summing to 1 over the corners.
     """
     h, w = latent_shape
-    shifts = coord.new_tensor(CORNERS) * coord.new_tensor([1.0 / h, 1.0 / w])  # (4, 2): half a pixel
+    shifts = coord.new_tensor(CORNERS) * per_axis(coord, 1.0 / h, 1.0 / w)  # (4, 2): half a pixel
     shifted = (coord.unsqueeze(0) + (shifts + eps)[:, None, None, :]).clamp_(-1 + 1e-6, 1 - 1e-6)
-    size = coord.new_tensor([h, w])
+    size = per_axis(coord, h, w)
     # nearest pixel: the one whose cell [-1 + 2i/n, -1 + 2(i+1)/n) contains the shifted point
     pix = ((shifted + 1) * (size / 2)).floor_().long()
     pix[..., 0].clamp_(0, h - 1)
@@ -236,7 +244,7 @@ class LocalImplicitDecoder(nn.Module):
         b, c, h, w = latent.shape
         unfolded = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
         index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
-        rel_cell = cell * cell.new_tensor([h, w])  # = 2 / scale: the decoder knows the zoom
+        rel_cell = cell * per_axis(cell, h, w)  # = 2 / scale: the decoder knows the zoom
         pred = 0
         for t in range(4):
             parts = [gather_rows(unfolded, index[t]), rel[t]]
@@ -287,7 +295,7 @@ class LocalImplicitDecoder(nn.Module):
         first = self.layers[0]
         n = self.unfolded_dim
         index, _, rel, weight = local_ensemble_corners(coord, (h, w))
-        rel_cell = (cell * cell.new_tensor([h, w])).expand(4, b, nq, 2)
+        rel_cell = (cell * per_axis(cell, h, w)).expand(4, b, nq, 2)
         cols = [n, n + 1, first.in_features - 2, first.in_features - 1]  # rel_y, rel_x, cell_y, cell_x
         w_query = first.weight[:, cols]  # (D, 4)
         # per-pixel projection gathered for each corner + the rank-4 per-query part
@@ -374,7 +382,7 @@ class LTEDecoder(nn.Module):
         index, _, rel, weight = local_ensemble_corners(coord, (h, w))
         amp, freq = gather_rows(projection, index).chunk(2, dim=-1)  # (4, B, N, D) each
         freq = freq.unflatten(-1, (-1, 2))  # (4, B, N, D/2, 2): one (f_y, f_x) pair per basis
-        arg = (freq * rel.unsqueeze(-2)).sum(-1) + self.phase(cell * cell.new_tensor([h, w]))
+        arg = (freq * rel.unsqueeze(-2)).sum(-1) + self.phase(cell * per_axis(cell, h, w))
         x = amp * torch.cat([torch.cos(torch.pi * arg), torch.sin(torch.pi * arg)], dim=-1)
         for layer in self.layers:
             x = torch.relu(layer(x))
