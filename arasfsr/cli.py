@@ -395,7 +395,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     def fn(path: Path):
         background, drawn_by = background_for(path)
         image, reports = restore(pick(path), path, scale=scale, size=size, max_faces=args.max_faces,
-                                 device=args.device, chunk_size=args.chunk_size, background=background)
+                                 device=args.device, chunk_size=args.chunk_size, background=background,
+                                 ensemble=not args.no_ensemble)
         enhanced = sum(r.status == "enhanced" for r in reports)
         kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
         print(f"{path.name}: {len(reports)} face(s) found, {enhanced} enhanced"
@@ -437,6 +438,9 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
         up.add_argument("--background", choices=("auto", "natural", "bicubic"), default="auto",
                         help="what draws everything but the faces: the natural-photo model, or bicubic as before "
                              "0.5 (default auto: natural when its weights are installed)")
+        up.add_argument("--no-ensemble", action="store_true",
+                        help="render each face once (default: twice, as it is and mirrored, averaged; "
+                             "measured better on faces from other sources, twice the faces' time)")
         up.set_defaults(func=cmd_restore)
         return
     up.add_argument("--sample", action="store_true", help="sample the LFE latent (default: deterministic)")

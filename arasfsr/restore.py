@@ -163,18 +163,28 @@ def laplacian_variance(rgb: np.ndarray) -> float:
 @torch.inference_mode()
 def render_face(model, crop: np.ndarray, rows: np.ndarray, cols: np.ndarray, factor: tuple[float, float],
                 device: torch.device, chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int], None] | None = None, ensemble: bool = False) -> np.ndarray:
     """The model's colours at output pixels given by their positions in an n x n crop.
 
     Args:
         crop: (n, n, 3) float32 in [0, 1], native input pixels.
         rows, cols: positions (in crop pixels, may be fractional) of the output pixel centres.
         factor: (fy, fx) output pixels per input pixel; the cell is one output pixel, 2 / (n f).
-        progress: called with the number of pixels done after each chunk.
+        progress: called with the number of pixels done after each chunk (with `ensemble`, the
+            two passes count one after the other).
+        ensemble: also render the mirrored crop at the mirrored positions (n - 1 - col, the same
+            points of the face) and average the two: the flip ensemble `restore` uses.
     Crops over 2 x `inference.TILE`^2 px are encoded in tiles (`inference.render_tiled_at`).
     Returns:
         (len(rows), len(cols), 3) float32, clamped to [0, 1].
     """
+    if ensemble:
+        first = render_face(model, crop, rows, cols, factor, device, chunk_size, progress)
+        pixels = len(rows) * len(cols)
+        step = None if progress is None else (lambda done: progress(pixels + done))
+        mirrored = render_face(model, np.ascontiguousarray(crop[:, ::-1]), rows, (crop.shape[1] - 1) - cols, factor,
+                               device, chunk_size, step)
+        return (first + mirrored) / 2
     n = crop.shape[0]
     lr = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, 3, n, n)
     if inference._tiles(n, n):  # a large face: the encoder in tiles, so memory stays bounded
@@ -238,7 +248,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             device: str | torch.device = "auto", progress: Progress | None = None,
             chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
             background=None, background_flat: float | None = BACKGROUND_FLAT,
-            bicubic: tuple[np.ndarray, np.ndarray | None, str] | None = None) -> tuple[Image.Image, list[FaceReport]]:
+            bicubic: tuple[np.ndarray, np.ndarray | None, str] | None = None,
+            ensemble: bool = True) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
@@ -264,6 +275,10 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             model has nothing to add (`inference.detail_map`); None: the model draws every pixel.
         bicubic: `bicubic_background(image, output size)` when the caller has computed it already
             (the demo shows it beside the result); it is not modified.
+        ensemble: render each face twice, as it is and mirrored, and average (`render_face`): on
+            the out-of-distribution val photos at x4 this gained +0.09 / +0.06 / +0.02 dB on the
+            faces (lossless / JPEG q75 / q40) and raised the worst face at each level, for twice
+            the face rendering time (the background is rendered once). False: one pass.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -302,7 +317,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         top, rows = output_span(plan.top, plan.n, factor[0], out_h)
         left, cols = output_span(plan.left, plan.n, factor[1], out_w)
         spans.append((k, plan, top, rows, left, cols))
-    total = sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
+    passes = 2 if ensemble else 1
+    total = passes * sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
     drawn = 0 if background is None else out_h * out_w  # at most: flat squares are left bicubic
     if progress is not None:
         progress(0, total + drawn)
@@ -311,7 +327,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         device = inference.resolve_device(device)
         with _on(model, device):
             layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress,
-                                   total + drawn)
+                                   total + drawn, ensemble)
     if background is not None:  # after the faces, which the sharpness rule judges against bicubic
         device = inference.resolve_device(device)
         lr = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).to(device)
@@ -340,7 +356,8 @@ class _on:
         self.model.to(self.home).train(self.training)
 
 
-def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total) -> list:
+def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total,
+                  ensemble: bool = False) -> list:
     """Render every planned face; returns the (box, face, weight) layers that pass the sharpness rule.
 
     `reports` is updated in place for faces that stay bicubic after all.
@@ -353,8 +370,8 @@ def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size
             continue
         step = None if progress is None else (lambda d, base=done: progress(base + d, total))
         face = render_face(model, cut_crop(rgb, plan.top, plan.left, plan.n), rows, cols, factor, device,
-                           chunk_size, step)
-        done += len(rows) * len(cols)
+                           chunk_size, step, ensemble=ensemble)
+        done += len(rows) * len(cols) * (2 if ensemble else 1)
         weight = np.outer(blend_weight(rows, plan.n), blend_weight(cols, plan.n))  # (R, C)
         box = (top, left, top + len(rows), left + len(cols))
         # the rule: never softer than bicubic, judged on the face's own box in the output

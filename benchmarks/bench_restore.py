@@ -203,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flat", type=float, default=restore.BACKGROUND_FLAT * 255,
                         help="with --background natural: input squares flatter than this many grey levels stay "
                              "bicubic (default: the package's; negative: the model draws every pixel)")
+    parser.add_argument("--no-ensemble", action="store_true",
+                        help="native method: render each face once (restore's default is the flip ensemble)")
+    parser.add_argument("--split", default="test", choices=("test", "val"),
+                        help="with --ood: the test photos (the tables) or the val photos (for choosing)")
     parser.add_argument("--ood", default=None,
                         help="use instead the TEST-split photos of the out-of-distribution set "
                              "(python -m arasfsr.data.ood), e.g. data/ood, as they are (no composites)")
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return models[name]
 
     if args.ood:
-        photos = ood_photos(Path(args.ood))
+        photos = ood_photos(Path(args.ood), args.split)
     else:
         photos = test_split_photos(Path(args.data))
         photos += compose(photos, args.composites)
@@ -255,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             if method == "native":
                 out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background_for(lr),
+                                      ensemble=not args.no_ensemble,
                                       background_flat=None if args.flat < 0 else args.flat / 255)[0]
             elif method == "aligned":
                 out = restore_aligned(model, lr, hr.shape[:2])

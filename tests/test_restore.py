@@ -209,3 +209,25 @@ def test_cli_restore_folder_with_a_broken_file(two_faces, tmp_path, capsys):
     assert Image.open(dst / "two.png").size == (400, 240)
     # the output is never the input, and nothing is overwritten without --overwrite
     assert main(["restore", str(src / "two.png"), "-o", str(dst / "two.png"), "--scale", "2"]) == 2
+
+
+def test_the_flip_ensemble_averages_the_face_and_its_mirror_at_the_same_points(tiny_model):
+    """`render_face(ensemble=True)`: the mirrored pass reads the mirrored crop at n - 1 - col, so a
+    mirrored crop asked at mirrored positions gives the same colours; one pass does not."""
+    import torch
+
+    from arasfsr.restore import render_face
+    rng = np.random.default_rng(3)
+    crop = rng.random((24, 24, 3)).astype(np.float32)
+    rows, cols = np.arange(0, 24, 0.5) + 0.25, np.arange(0, 24, 0.5) + 0.25  # x2, off the integer grid
+    mirrored = np.ascontiguousarray(crop[:, ::-1])
+    cpu = torch.device("cpu")
+    done = []
+    both = render_face(tiny_model, crop, rows, cols, (2.0, 2.0), cpu, progress=done.append, ensemble=True)
+    again = render_face(tiny_model, mirrored, rows, 23 - cols, (2.0, 2.0), cpu, ensemble=True)
+    np.testing.assert_allclose(both, again, atol=1e-6)
+    one = render_face(tiny_model, crop, rows, cols, (2.0, 2.0), cpu)
+    other = render_face(tiny_model, mirrored, rows, 23 - cols, (2.0, 2.0), cpu)
+    assert np.abs(one - other).max() > 1e-3                    # a random model is not mirror-symmetric
+    np.testing.assert_allclose(both, (one + other) / 2, atol=1e-6)
+    assert done[-1] == 2 * len(rows) * len(cols)                 # progress counts both passes
