@@ -56,7 +56,7 @@ def export(model_or_name, out_dir: str | os.PathLike) -> dict[str, Path]:
     import torch
 
     from . import __version__
-    from .coords import make_cell, make_coord, sample_at
+    from .coords import sample_at
     from .weights import load_model
 
     model = load_model(model_or_name, device="cpu") if not isinstance(model_or_name, torch.nn.Module) else model_or_name
@@ -86,35 +86,59 @@ def export(model_or_name, out_dir: str | os.PathLike) -> dict[str, Path]:
                 pred = pred + sample_at(lr_norm, coord, mode="bilinear", padding_mode="border")
             return pred * net.config.norm_std + net.config.norm_mean
 
+    import shutil
+    import tempfile
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in FILES}
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))  # written whole, then moved in place
+    paths = {name: staging / name for name in FILES}
     h, w = torch.export.Dim("h", min=4, max=4096), torch.export.Dim("w", min=4, max=4096)
     pixels = torch.export.Dim("pixels", min=16, max=4096 * 4096)
     queries = torch.export.Dim("queries", min=1, max=2 ** 26)
-    lr = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(0))
+    try:
+        try:
+            _export_graphs(Encoder(model), Decoder(model), paths, (h, w, pixels, queries))
+        except (RuntimeError, TypeError, ValueError) as err:  # torch.onnx's OnnxExporterError is a RuntimeError
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"{model_or_name}: the ONNX exporter failed ({first[:300]})") from None
+        info = {"format": FORMAT, "format_version": FORMAT_VERSION, "arasfsr_version": __version__,
+                "model": model.config.name,
+                "source": str(model_or_name) if isinstance(model_or_name, (str, Path)) else None,
+                "training": model.training_info, "lfe": "z = mu (deterministic)",
+                "max_input_pixels": MAX_ONNX_INPUT_PIXELS}
+        paths["model.json"].write_text(json.dumps(info, indent=1))
+        final = {name: out / name for name in FILES}
+        for name in FILES:
+            os.replace(paths[name], final[name])
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed export leaves the folder as it was
+
+
+def _export_graphs(encoder, decoder, paths: dict[str, Path], dims) -> None:
+    """Trace both halves at small example sizes with symbolic h, w and query counts."""
     import contextlib
     import io as _io
     import warnings
+
+    import torch
+
+    from .coords import make_cell, make_coord
+    h, w, pixels, queries = dims
+    lr = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(), contextlib.redirect_stdout(_io.StringIO()):  # the exporter's chatter
         warnings.simplefilter("ignore")
-        torch.onnx.export(Encoder(model), (lr,), str(paths["encoder.onnx"]), dynamic_shapes=({2: h, 3: w},),
+        torch.onnx.export(encoder, (lr,), str(paths["encoder.onnx"]), dynamic_shapes=({2: h, 3: w},),
                           input_names=["lr"], output_names=["projection", "lr_norm"], dynamo=True,
                           optimize=True, verbose=False, external_data=False)
         with torch.no_grad():
-            projection, lr_norm = Encoder(model)(lr)
+            projection, lr_norm = encoder(lr)
         coord = make_coord((50, 44))[None]
         cell = make_cell((50, 44)).expand_as(coord).contiguous()
-        torch.onnx.export(Decoder(model), (projection, lr_norm, coord, cell), str(paths["decoder.onnx"]),
+        torch.onnx.export(decoder, (projection, lr_norm, coord, cell), str(paths["decoder.onnx"]),
                           dynamic_shapes=({1: pixels}, {2: h, 3: w}, {1: queries}, {1: queries}),
                           input_names=["projection", "lr_norm", "coord", "cell"], output_names=["rgb"],
                           dynamo=True, optimize=True, verbose=False, external_data=False)
-    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "arasfsr_version": __version__,
-            "model": model.config.name, "source": str(model_or_name) if isinstance(model_or_name, (str, Path)) else None,
-            "training": model.training_info, "lfe": "z = mu (deterministic)",
-            "max_input_pixels": MAX_ONNX_INPUT_PIXELS}
-    paths["model.json"].write_text(json.dumps(info, indent=1))
-    return paths
 
 
 class OnnxModel:

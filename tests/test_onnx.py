@@ -127,3 +127,18 @@ def test_modes_and_scale_one_follow_the_torch_path(exported):
     assert out.mode == "RGBA" and out.size == (40, 46)
     same = aonnx.upscale(folder, _face(20), scale=1)
     assert np.array_equal(np.asarray(same), np.asarray(_face(20)))
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+
+    def fail(*args, **kwargs):
+        (args[2]["encoder.onnx"]).write_bytes(b"half a graph")   # the exporter got this far
+        raise RuntimeError("unsupported operator\nmore detail")
+
+    monkeypatch.setattr(aonnx, "_export_graphs", fail)
+    with pytest.raises(ValueError, match="exporter failed \\(unsupported operator\\)"):
+        aonnx.export("lte", out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]    # no half export, no staging folder
