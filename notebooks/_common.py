@@ -183,6 +183,32 @@ def verdict(difference: float, se: float, a: str, b: str, unit: str = "dB", negl
     return f"{ahead} is ahead of {behind} ({numbers}, more than 2 s.e. from 0)"
 
 
+# What "trained alike" means for two weight files: every key of the training record that says how
+# the file was trained (not its family, wall time or score).
+RECIPE_KEYS = ("recipe", "total_steps", "seed", "steps", "data", "degradation", "batch_size", "num_queries",
+               "learning_rate", "warmup_steps", "input_sizes", "scale_range", "kl_weight")
+
+
+def recipe_differences(models: dict) -> dict[str, dict]:
+    """label -> {key: (its value, the first model's)} for every model whose training record differs
+    from the first one's in a RECIPE_KEYS entry; empty when all were trained alike."""
+    records = {label: {k: m.training_info.get(k) for k in RECIPE_KEYS} for label, m in models.items()}
+    first = next(iter(records.values()))
+    found = {}
+    for label, record in records.items():
+        differing = {k: (v, first[k]) for k, v in record.items() if v != first[k]}
+        if differing:
+            found[label] = differing
+    return found
+
+
+def assert_like_for_like(models: dict) -> dict:
+    """Assert that `models` (label -> SRModel) were trained alike; returns the shared record."""
+    differing = recipe_differences(models)
+    assert not differing, f"not trained alike: {differing}"
+    return {k: next(iter(models.values())).training_info.get(k) for k in RECIPE_KEYS}
+
+
 def reproduction(claim: str) -> list[dict]:
     """The rows of the model card's reproduction table (results/compare/claims.md, written by
     benchmarks/bench_compare.py over two seeds) for `claim`, e.g. "LFE helps": one per test set,

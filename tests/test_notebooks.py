@@ -146,3 +146,18 @@ def test_notebook_02s_sampling_check_tells_a_sample_from_the_mean():
         common.agrees("no noise", mean, sample, 1e-3)                     # ...and fails without the noise
     with pytest.raises(AssertionError, match="off by"):
         common.agrees("no clamp", render(3, clamp=False), sample, 1e-3)   # ...and without the clamp
+
+
+def test_the_like_for_like_check_fails_on_files_trained_differently():
+    """02, 03 and 05 assert (or report) that their comparison files were trained alike: the check
+    passes for the shipped compare-* pair and fails for the old ablation file beside them."""
+    import arasfsr
+    common = _common_module()
+    pair = {"with": arasfsr.load_model("compare-arasfsr"), "without": arasfsr.load_model("compare-arasfsr-no-lfe")}
+    shared = common.assert_like_for_like(pair)
+    assert shared["recipe"] == "compare-1000" and common.recipe_differences(pair) == {}
+    unlike = {"with": pair["with"], "without": arasfsr.load_model("arasfsr-no-lfe")}  # 0.1's budget
+    differing = common.recipe_differences(unlike)
+    assert set(differing) == {"without"} and "recipe" in differing["without"] and "learning_rate" in differing["without"]
+    with pytest.raises(AssertionError, match="not trained alike"):
+        common.assert_like_for_like(unlike)
