@@ -15,7 +15,7 @@
 # Release 0.5 adds `arasfsr-heavy`: the 0.4 real-photo file continued on the heavy degradation (JPEG
 # 25-70 on a shifted block grid, blur, noise), picked on the OOD val faces at JPEG q40.
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural,
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -71,6 +71,11 @@ run() {
     local rest=${name#compare-}
     model=${rest%-s*} steps=$COMPARE_STEPS lr=2e-4 warmup=100
     extra=(--seed "${rest##*-s}" --photometric 0.8 --geometric 0.5 --val-every 250 --recipe "compare-$COMPARE_STEPS")
+  elif [ "$name" = natural-0.6 ]; then  # release 0.6 (issue 18): the 0.5 natural file continued at 1e-4
+    model=lte steps=${NATURAL_MORE_STEPS:-2000} lr=1e-4 warmup=50 data=data/natural
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,64 --scale-range 1,4
+           --val-input-size 64 --val-every 250)
   elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
     model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
