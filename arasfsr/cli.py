@@ -1,4 +1,4 @@
-"""Command line: `python -m arasfsr {upscale,restore,export-onnx,train,evaluate} ...`.
+"""Command line: `python -m arasfsr {upscale,restore,video,export-onnx,train,evaluate} ...`.
 
 Exit codes (the README lists them too):
     0  everything asked was done
@@ -406,13 +406,81 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress, desc="restore")
 
 
-def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) -> None:
+def _import_video():
+    try:
+        from . import video
+    except ImportError as err:  # PyAV is an optional extra
+        raise UsageError(str(err)) from None
+    return video
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Video: every frame through `restore`, faces tracked, the audio kept (`arasfsr.video`)."""
+    scale, size = size_request(args)
+    from .sizes import check_request
+    check_request(scale, size)
+    if not 0 <= args.crf <= 51:
+        raise UsageError(f"--crf must be 0 to 51, got {args.crf}")
+    video = _import_video()
+    target = video.check_output(args.output, args.overwrite)
+    source = Path(args.input)
+    if _same_file(source, target) if target.exists() else False:
+        raise UsageError(f"{target.name}: the output would overwrite the input")
+    info = video.probe(source, args.max_seconds or None)
+    out_h, out_w = video.output_size(info, scale, size)
+    family = check_model_arguments(args)
+    from .threads import resolve_device
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
+    print(f"{source.name}: {info.text} -> {out_w}x{out_h} px", file=sys.stderr)
+    first = next(video.frames_of(source, limit=1))
+    if _is_auto(args):  # one choice for the whole clip (weights switching mid-clip would flicker)
+        from PIL import Image
+
+        from .damage import choose, describe
+        from .weights import load_model
+        name, damage = choose(Image.fromarray(first), mode="restore")
+        print(f"{source.name}: the first frame is {describe(name, damage)}", file=sys.stderr)
+        model = "bicubic" if name == "bicubic" else load_model(name, device=args.device)
+    else:
+        model, damage = _load(args, family), None
+    background, drawn_by = _video_background(args, first, damage)
+    from tqdm import tqdm
+    with tqdm(total=info.frames, unit="frame", desc="video", disable=args.no_progress, dynamic_ncols=True) as bar:
+        report = video.restore_video(model, source, target, scale=scale, size=size, background=background,
+                                     ensemble=not args.no_ensemble, max_faces=args.max_faces, device=args.device,
+                                     chunk_size=args.chunk_size, crf=args.crf, max_seconds=args.max_seconds or None,
+                                     overwrite=args.overwrite, info=info,
+                                     progress=lambda done, total: bar.update(done - bar.n))
+    print(f"wrote {target}: {report.text}; background: {drawn_by}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _video_background(args: argparse.Namespace, first, damage):
+    """(model or None, words) for the whole clip, as `_background` does per photo, judged on the first frame."""
+    from .damage import assess, choose_background
+    from .weights import default_weights_path, load_model
+    if args.background == "bicubic" or (args.background == "auto" and not default_weights_path("natural").is_file()):
+        return None, "bicubic"
+    if args.background == "natural":
+        return load_model("natural", device=args.device), "the natural-photo model (natural)"
+    name, reason = choose_background(damage if damage is not None else assess(first))
+    return (load_model("natural", device=args.device) if name == "natural" else None), reason
+
+
+def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False, video: bool = False) -> None:
     from .presets import FAMILIES, PRESETS
     from .sizes import MAX_SCALE
 
-    up.add_argument("input", help="image file, or folder of images (not recursive)")
-    up.add_argument("-o", "--output", required=True,
-                    help="output file (format from its suffix) or folder (PNG files named after the inputs)")
+    if video:
+        up.add_argument("input", help="video file: any container and codec PyAV's FFmpeg reads")
+        up.add_argument("-o", "--output", required=True, help="output video: .mp4, .m4v, .mov or .mkv (H.264)")
+    else:
+        up.add_argument("input", help="image file, or folder of images (not recursive)")
+        up.add_argument("-o", "--output", required=True,
+                        help="output file (format from its suffix) or folder (PNG files named after the inputs)")
     up.add_argument("--scale", type=float, help=f"any scale in [1, {MAX_SCALE:g}], e.g. 3.7")
     up.add_argument("--size", type=parse_size, help="output HEIGHTxWIDTH, e.g. 512x384 (height first)")
     up.add_argument("--width", type=_positive_int,
@@ -432,8 +500,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
     up.add_argument("--chunk-size", type=_positive_int, default=None,
                     help="queries per chunk (bounds memory; default: chosen per device)")
     up.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
-    up.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
-    if restore:
+    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if restore or video:
         up.add_argument("--max-faces", type=int, default=12, help="super-resolve at most this many faces per photo")
         up.add_argument("--background", choices=("auto", "natural", "bicubic"), default="auto",
                         help="what draws everything but the faces: the natural-photo model, or bicubic as before "
@@ -441,6 +509,14 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False) ->
         up.add_argument("--no-ensemble", action="store_true",
                         help="render each face once (default: twice, as it is and mirrored, averaged; "
                              "measured better on faces from other sources, twice the faces' time)")
+        if video:
+            from .video import DEFAULT_CRF, MAX_SECONDS
+            up.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                            help=f"H.264 quality, 0 (lossless) to 51 (default {DEFAULT_CRF}: visually close to lossless)")
+            up.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
+                            help=f"refuse clips longer than this (default {MAX_SECONDS:g}; 0: no limit)")
+            up.set_defaults(func=cmd_video)
+            return
         up.set_defaults(func=cmd_restore)
         return
     up.add_argument("--sample", action="store_true", help="sample the LFE latent (default: deterministic)")
@@ -589,6 +665,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "restore", help="whole photos: find every face, super-resolve it in place over a background drawn by the "
                    "natural-photo model (or bicubic)"),
         restore=True)
+    add_upscale_arguments(sub.add_parser(
+        "video", help="a video: every frame, faces found, tracked and super-resolved, the rest by the natural-photo "
+                      "model (or bicubic); frame rate and audio kept, H.264 out"),
+        video=True)
     export = sub.add_parser("export-onnx", help="write a model as two ONNX graphs (encoder, decoder) that "
                             "arasfsr.onnx.upscale renders with onnxruntime alone")
     export.add_argument("model", help="a shipped name (arasfsr, lte, ...) or a weight file")
