@@ -1,7 +1,7 @@
 """The Gradio page: `build_demo()` lays it out and wires it to the demo's modules.
 
 Public API endpoints (see the README): /upscale (face mode), /restore (whole photo),
-/robustness. The other events only update the page and are private.
+/video (a short clip), /robustness. The other events only update the page and are private.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import gradio as gr
 
 from arasfsr import restore
 
-from . import jobs, limits, models, sizes
+from . import footage, jobs, limits, models, sizes
 from .errors import InputError, Stopped
 from .examples import prepare_examples
 from .face import upscale_face
@@ -49,7 +49,7 @@ def unchecked(component):
     original = component.preprocess
 
     def preprocess(payload):
-        if isinstance(component, gr.Image):
+        if isinstance(component, (gr.Image, gr.Video)):
             if payload is None or payload.path is None:  # nothing, or a pasted image sent as a data URL
                 return original(payload)
             return str(payload.path)  # Gradio has checked that the path is one of its uploads
@@ -141,6 +141,13 @@ def example_photo(image, scale):
     with refusals():
         result = enhance_photo(image, scale)
     return (str(result.bicubic_path), str(result.result_path)), result.report
+
+
+def run_video(clip, scale=2.0, model=None, request: gr.Request = None, progress=gr.Progress()):
+    """A short clip. Returns (bicubic video, result video, report, download)."""
+    with refusals():
+        result = footage.enhance_video(clip, scale, model, progress=_tracker(progress, request))
+    return str(result.bicubic_path), str(result.result_path), result.report, str(result.result_path)
 
 
 def run_robustness(image, out_side=256, model=models.DEFAULT_MODEL, request: gr.Request = None,
@@ -284,6 +291,38 @@ def _photo_tab(examples) -> None:
     photo_stop.click(stop, None, None, cancels=[event], **PRIVATE)
 
 
+def _video_tab() -> None:
+    gr.Markdown("A short clip, frame by frame: every face is found, **tracked from frame to frame** (so it holds "
+                "still instead of jumping between detections) and re-drawn by the model as in the Whole photo tab; "
+                "the rest of each frame as there. Every frame, the frame rate and the sound are kept; the result is "
+                "H.264. **Limits:** " + footage.limits_text() + " Longer clips are refused with the reason; the "
+                "command line (`python -m arasfsr video`) takes them.")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            clip_in = unchecked(gr.Video(label="Clip", sources=["upload"], format=None, height=260,
+                                         elem_id="video-input"))
+            clip_scale = unchecked(gr.Number(2.0, label=f"Scale (1 to {footage.MAX_SCALE:g})", step=0.25,
+                                             elem_id="video-scale"))
+            clip_model = unchecked(gr.Dropdown(models.photo_choices(), value=models.photo_default(),
+                                               label="Model for the faces", elem_id="video-model"))
+            with gr.Row():
+                clip_run = gr.Button("Upscale the clip", variant="primary", elem_id="video-run")
+                clip_stop = gr.Button("Stop", variant="stop", elem_id="video-stop", min_width=80)
+        with gr.Column(scale=3, min_width=300):
+            with gr.Row():
+                clip_before = gr.Video(label="Before: bicubic", format=None, interactive=False, elem_id="video-before")
+                clip_after = gr.Video(label="After: faces super-resolved", format=None, interactive=False,
+                                      elem_id="video-after")
+            clip_report = gr.Markdown(label="Report", elem_id="video-report")
+            clip_download = gr.File(label="Download the result (MP4)", elem_id="video-download")
+    event = clip_run.click(run_video, [clip_in, clip_scale, clip_model],
+                           [clip_before, clip_after, clip_report, clip_download],
+                           api_name="video", api_description="Upscale a short clip, faces tracked and by the model.",
+                           **HEAVY)
+    event.success(None, js=SCROLL_TO.format("video-after"))
+    clip_stop.click(stop, None, None, cancels=[event], **PRIVATE)
+
+
 def _robustness_tab(examples) -> None:
     gr.Markdown("The paper's claim on your own face: the same face reduced to 16, 32, 64 and 128 px high, "
                 "each super-resolved to one output size, side by side. Use an aligned face of at "
@@ -333,6 +372,8 @@ def build_demo() -> gr.Blocks:
                 _face_tab(examples)
             with gr.Tab("Whole photo", id="photo", elem_id="tab-photo"):
                 _photo_tab(examples)
+            with gr.Tab("Video", id="video", elem_id="tab-video"):
+                _video_tab()
             with gr.Tab("Robustness", id="robustness", elem_id="tab-robustness"):
                 _robustness_tab(examples)
         with gr.Accordion("Models, limits and API", open=False):

@@ -75,7 +75,7 @@ def test_build_demo_constructs_without_launching():
     runs = {endpoints[name]._id for name in ("upscale", "restore", "robustness")}
     cancelled = {i for fn in demo.fns.values() if fn.is_cancel_function for i in fn.cancels}
     assert runs <= cancelled
-    assert sum(getattr(fn.fn, "__name__", "") == "stop" for fn in demo.fns.values()) == 3  # and sets the Stop flag
+    assert sum(getattr(fn.fn, "__name__", "") == "stop" for fn in demo.fns.values()) == 4  # and sets the Stop flag
     # examples come with their results, computed when the page is launched
     examples = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
     assert len(examples) == 3
@@ -478,7 +478,7 @@ def test_python_app_py_serves_the_demo(weights):
                 if server.poll() is not None or time.time() > deadline:
                     pytest.fail(f"app.py did not serve: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.5)
-        assert '"/upscale"' in info and '"/restore"' in info and '"/robustness"' in info
+        assert all(f'"/{name}"' in info for name in ("upscale", "restore", "video", "robustness"))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -561,3 +561,31 @@ def test_examples_have_results_before_anyone_runs_them(client):
         assert len(rows) == 1 + 2  # header + both examples
     images_ = [p for p in Path(os.environ["GRADIO_EXAMPLES_CACHE"]).rglob("*") if p.suffix in (".png", ".webp")]
     assert len(images_) >= 2 * 2 * 2 + 2  # two slider images per face and photo example, a sheet per robustness one
+
+
+@pytest.mark.slow
+def test_client_video_before_after_and_refusals_keep_the_server_up(client, tmp_path, capfd):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    from test_video import moving_face, read_back, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=3, size=(96, 128), frame_fn=moving_face)
+    before, after, report, download = client.predict(handle_file(str(clip)), 1.5, api_name="/video")
+    before, after = (v["video"] if isinstance(v, dict) else v for v in (before, after))
+    assert read_back(before)["size"] == read_back(after)["size"] == (144, 192) and len(read_back(after)["pts"]) == 3
+    assert "3 frames" in report and Path(download).suffix == ".mp4"
+    capfd.readouterr()
+    (tmp_path / "notes.mp4").write_text("not a video\n" * 20)
+    audio_only = tmp_path / "sound.wav"
+    import wave
+    with wave.open(str(audio_only), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0\0" * 8000)
+    long = write_clip(tmp_path / "hours.mp4", frames=2, pts=[0, 25 * 36000])
+    for path, message in ((tmp_path / "notes.mp4", "not a video"), (audio_only, "no video stream"),
+                          (long, "10:00:00")):
+        with pytest.raises(AppError, match=message) as error:
+            client.predict(handle_file(str(path)), 2.0, api_name="/video")
+        assert "\n" not in str(error.value).strip()
+    assert "Traceback" not in "".join(capfd.readouterr())
+    again = client.predict(handle_file(str(clip)), 1.0, api_name="/video")[1]   # still serving
+    assert len(read_back(again["video"] if isinstance(again, dict) else again)["pts"]) == 3

@@ -281,3 +281,28 @@ def test_the_command_line_refuses_before_work_and_keeps_existing_files(tmp_path,
                      "--no-progress"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_OK and "wrote" in err and read_back(target)["size"] == (72, 96)
+
+
+# ----------------------------------------------------------------------------- the demo's Video tab
+def test_the_video_tab_returns_before_and_after_and_refuses_over_its_limits(tmp_path, monkeypatch):
+    from demo import footage
+    from demo.errors import InputError
+    source = write_clip(tmp_path / "face.mp4", frames=4, size=(96, 128), frame_fn=moving_face, audio="aac")
+    shown = []
+    result = footage.enhance_video(str(source), 2.0, progress=lambda fraction, what: shown.append(fraction))
+    before, after = read_back(result.bicubic_path), read_back(result.result_path)
+    assert before["size"] == after["size"] == (192, 256) and len(after["pts"]) == 4 and after["audio"] == ["aac"]
+    assert "1 face track" in result.report and "super-resolved in 4 of 4 frames" in result.report
+    assert "Auto chose" in result.report and shown[-1] == pytest.approx(1.0)
+    long = write_clip(tmp_path / "long.mp4", frames=2, pts=[0, 25 * 11])
+    with pytest.raises(InputError, match="over the limit of 10 s"):
+        footage.enhance_video(str(long), 2.0)
+    with pytest.raises(InputError, match="1 to 4"):
+        footage.enhance_video(str(source), 5.0)
+    with pytest.raises(InputError, match="1280 x 720"):
+        footage.check_clip(str(write_clip(tmp_path / "wide.mp4", frames=1, size=(480, 640))), 2.5)
+    monkeypatch.setattr(footage, "MAX_FRAMES", 3)
+    with pytest.raises(InputError, match="4 frames; this page takes up to 3"):
+        footage.check_clip(str(source), 2.0)
+    with pytest.raises(InputError, match="Upload a video"):
+        footage.enhance_video(None, 2.0)
