@@ -22,11 +22,13 @@ from .zoom import zoom_view
 
 QUEUE_SIZE = 16          # waiting requests; one more is refused with "queue full"
 CONCURRENCY = 1          # model runs at once, all tabs together: bounds the server's memory
-# Phone widths: a title that wraps instead of overflowing, tabs that scroll sideways if they must.
+# Phone widths: a title that wraps instead of overflowing, tabs narrow enough that all four fit (390 px) and
+# scroll sideways if they must.
 CSS = """
 @media (max-width: 640px) {
   #intro h1 { font-size: 1.45rem; line-height: 1.25; overflow-wrap: anywhere; }
   .tab-wrapper, [role=tablist] { overflow-x: auto; }
+  .tab-container button { padding-left: 7px !important; padding-right: 7px !important; font-size: 0.9rem; }
 }
 """
 LAUNCH_KWARGS = dict(max_file_size=limits.MAX_UPLOAD_BYTES, ssr_mode=False, css=CSS)

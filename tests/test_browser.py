@@ -135,7 +135,8 @@ def test_phone_every_tab_is_reachable_and_no_header_is_clipped(phone):
         box = heading.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0]
         assert heading.evaluate("h => h.scrollWidth <= h.clientWidth")  # nothing cut off inside it
-    for label, content in (("Whole photo", "#photo-input"), ("Robustness", "#rob-input"), ("Face", "#face-input")):
+    for label, content in ((("Whole photo", "#photo-input"), ("Video", "#video-input"), ("Robustness", "#rob-input"),
+                            ("Face", "#face-input"))):
         tab = phone.get_by_role("tab", name=label)
         assert tab.is_visible(), f"the {label} tab is hidden at {PHONE[0]} px"
         box = tab.bounding_box()
