@@ -31,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 try:
     import av
@@ -50,6 +51,7 @@ ALPHA, BETA = 0.4, 0.05      # alpha-beta filter gains (position, velocity) for 
                              # steady motion with 1 px of landmark noise, the frame-to-frame change of the
                              # landmark error falls to 0.31x, its size to 0.55x (tests/test_video.py)
 OUTPUT_MATRIX = 1            # outputs are BT.709, tagged as such (what players assume for HD)
+TEMPORAL_WEIGHT = 0.35       # `TemporalFilter`: this frame's share of the faces' detail (1: off)
 DEFAULT_CRF = 18             # x264 constant rate factor: visually close to lossless
 OUTPUT_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # audio codecs the MP4 / MOV muxers take as they are; anything else is re-encoded to AAC
@@ -277,6 +279,84 @@ class FaceTracker:
         return [t.face() for t in sorted(alive, key=lambda t: -t.score)]
 
 
+# ----------------------------------------------------------------------------- temporal filter
+@dataclass
+class TemporalFilter:
+    """Steadies the model's detail on the faces from frame to frame, along the motion.
+
+    The model's detail (its output minus bicubic) depends on where a face falls on the pixel grid, so
+    a moving face shimmers even when its crop follows it smoothly. Each frame, on each face's box, the
+    motion back to the last frame is measured by optical flow (Farneback) between the two bicubic frames,
+    last frame's filtered detail is carried along it, and the two are mixed:
+        detail = weight * new + (1 - weight) * carried,
+    an exponential average along each point's path. Where the carried frame disagrees with this one
+    (bicubic colours differ by more than `mismatch` after the motion: a blink, an occlusion) or last
+    frame had no face there, the new detail is taken as it is, and on the whole box when that is most
+    of it (a cut, or another face). weight 1 turns the filter off.
+    """
+    weight: float = 0.35
+    mismatch: float = 0.06                         # 0-1 units of luma
+    rigid: bool = True                             # one shift per face (the flow's median on its centre)
+    _detail: np.ndarray | None = None              # last frame's filtered detail, (H, W, 3)
+    _mask: np.ndarray | None = None                # where it holds a face, (H, W)
+    _luma: np.ndarray | None = None                # last frame's bicubic luma, (H, W)
+
+    def __call__(self, bicubic: np.ndarray, result: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+        """bicubic, result: (H, W, 3) float32 in [0, 1]; boxes: (y0, x0, y1, x1) output boxes around each
+        enhanced face. Returns the filtered result (`result` itself when nothing is filtered)."""
+        import cv2
+        luma = cv2.cvtColor(np.ascontiguousarray(bicubic), cv2.COLOR_RGB2GRAY)
+        detail = result - bicubic
+        mask = np.zeros(luma.shape, np.float32)
+        out = result
+        for y0, x0, y1, x1 in boxes:
+            mask[y0:y1, x0:x1] = 1
+            if self.weight >= 1 or self._luma is None or self._luma.shape != luma.shape:
+                continue
+            here = luma[y0:y1, x0:x1]
+            flow = cv2.calcOpticalFlowFarneback(np.uint8(np.clip(here * 255, 0, 255)),
+                                                np.uint8(np.clip(self._luma[y0:y1, x0:x1] * 255, 0, 255)), None,
+                                                0.5, 3, 15, 3, 5, 1.2, 0)
+            gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+            if self.rigid:
+                h, w = flow.shape[:2]
+                centre = flow[h // 4:h - h // 4, w // 4:w - w // 4].reshape(-1, 2)
+                flow = np.broadcast_to(np.median(centre, axis=0), flow.shape)
+            map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]   # where each pixel was in the last frame
+            carried = cv2.remap(self._detail, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            had = cv2.remap(self._mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            was = cv2.remap(self._luma, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            trust = had * (np.abs(was - here) <= self.mismatch)
+            if trust.mean() < 0.5:   # most of the face disagrees: a cut, or a face that is not this one
+                continue
+            mix = ((1 - self.weight) * trust)[..., None]
+            if out is result:
+                out = result.copy()
+            blended = (1 - mix) * detail[y0:y1, x0:x1] + mix * carried
+            detail[y0:y1, x0:x1] = blended
+            out[y0:y1, x0:x1] = np.clip(bicubic[y0:y1, x0:x1] + blended, 0, 1)
+        self._detail, self._mask, self._luma = np.ascontiguousarray(detail, np.float32), mask, luma
+        return out
+
+
+def face_boxes(reports: list[_restore.FaceReport], factor: tuple[float, float], out_size: tuple[int, int],
+               margin: int = 8) -> list[tuple[int, int, int, int]]:
+    """(y0, x0, y1, x1) output boxes around each enhanced face's crop: its side about the detection's centre,
+    plus `margin` px, clipped to the frame."""
+    boxes = []
+    for report in reports:
+        if report.status != _restore.ENHANCED:
+            continue
+        x, y, w, h = report.box
+        cy, cx = (y + h / 2) * factor[0], (x + w / 2) * factor[1]
+        half_y, half_x = report.side * factor[0] / 2 + margin, report.side * factor[1] / 2 + margin
+        y0, x0 = max(0, int(cy - half_y)), max(0, int(cx - half_x))
+        y1, x1 = min(out_size[0], int(np.ceil(cy + half_y))), min(out_size[1], int(np.ceil(cx + half_x)))
+        if y1 - y0 >= 8 and x1 - x0 >= 8:
+            boxes.append((y0, x0, y1, x1))
+    return boxes
+
+
 # ----------------------------------------------------------------------------- the output
 def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """The output path, refused before any work when its suffix is not a video container we write,
@@ -328,8 +408,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
                   max_faces: int = _restore.MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
-                  overwrite: bool = False, progress: FrameProgress | None = None,
-                  info: VideoInfo | None = None) -> VideoReport:
+                  temporal: float = TEMPORAL_WEIGHT, overwrite: bool = False,
+                  progress: FrameProgress | None = None, info: VideoInfo | None = None) -> VideoReport:
     """Upscale every frame of `source` into `target` (H.264), faces by `model`, the rest by `background`.
 
     Args:
@@ -339,6 +419,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
         crf: x264 quality, 0 (lossless) to 51; 18 is visually close to lossless.
         max_seconds: refuse longer clips (None: no limit).
         tracker: a `FaceTracker` (default: a new one with the shared YuNet).
+        temporal: each frame's own share of the detail on the faces, the rest carried along the motion
+            from the frames before (`TemporalFilter`); 1: every frame on its own.
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
         info: `probe(source)` when the caller has it already.
@@ -354,6 +436,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     info = probe(source, max_seconds) if info is None else info
     out_h, out_w = output_size(info, scale, size)
     tracker = FaceTracker() if tracker is None else tracker
+    steady = TemporalFilter(temporal)
     form = OUTPUT_SUFFIXES[target.suffix.lower()]
     handle, partial = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
     os.close(handle)
@@ -391,12 +474,17 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                     continue
                 for frame in _decode(packet, source.name, index):
                     image = _frame_rgb(frame)
+                    bicubic = _restore.bicubic_background(Image.fromarray(image), (out_h, out_w))
                     result, faces = _restore.restore(model, image, size=(out_h, out_w), detector=tracker,
                                                      max_faces=max_faces, device=device, chunk_size=chunk_size,
-                                                     background=background, ensemble=ensemble)
+                                                     background=background, ensemble=ensemble, bicubic=bicubic)
                     _count(report, faces)
                     tracks.update(t.ident for t in tracker.tracks)
-                    encoded = rgb_frame(np.asarray(result.convert("RGB")), OUTPUT_MATRIX)
+                    rgb = np.asarray(result.convert("RGB"))
+                    if steady.weight < 1:
+                        boxes = face_boxes(faces, (out_h / info.height, out_w / info.width), (out_h, out_w))
+                        rgb = np.rint(steady(bicubic[0], rgb.astype(np.float32) / 255, boxes) * 255).astype(np.uint8)
+                    encoded = rgb_frame(rgb, OUTPUT_MATRIX)
                     encoded.pts = frame.pts if frame.pts is not None else index
                     encoded.time_base = vin.time_base
                     for piece in vout.encode(encoded):

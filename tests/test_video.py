@@ -171,6 +171,49 @@ def test_per_frame_settings_are_plain_detection():
     assert got[2] == []
 
 
+def texture(shift: int, size: int = 96, seed: int = 0) -> np.ndarray:
+    """A smooth random (size, size, 3) float image, moved right by `shift` px."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.random((size, size + 16, 3)).astype(np.float32), (0, 0), 3)
+    base = (base - base.min()) / (base.max() - base.min())
+    return np.ascontiguousarray(base[:, 16 - shift:16 - shift + size])
+
+
+def test_the_temporal_filter_follows_the_motion_and_averages_what_does_not_move_with_it():
+    rng = np.random.default_rng(0)
+    box = [(8, 8, 88, 88)]
+    pattern = (rng.random((96, 112, 3)).astype(np.float32) - 0.5) * 0.1   # detail fixed to the content
+    steady = video.TemporalFilter(weight=0.35)
+    off = video.TemporalFilter(weight=1.0)
+    kept, noisy_in, noisy_out = [], [], []
+    for t in range(8):
+        bicubic = texture(2 * t)
+        moving = np.ascontiguousarray(pattern[:, 16 - 2 * t:16 - 2 * t + 96])  # moves with the face
+        result = bicubic + moving
+        assert off(bicubic, result, box) is result                              # weight 1: untouched
+        out = steady(bicubic, result, box)
+        if t >= 2:  # detail that moves with the face is carried along and stays as it was
+            kept.append(np.abs((out - bicubic) - moving)[16:80, 16:80].mean() / np.abs(moving).mean())
+    assert max(kept) < 0.35, kept
+    steady = video.TemporalFilter(weight=0.35)
+    for t in range(8):  # detail that changes from frame to frame (the shimmer) is averaged down
+        bicubic = texture(2 * t)
+        noise = (rng.random((96, 96, 3)).astype(np.float32) - 0.5) * 0.1
+        out = steady(bicubic, bicubic + noise, box)
+        if t >= 3:
+            noisy_in.append(np.abs(noise[16:80, 16:80]).mean())
+            noisy_out.append(np.abs((out - bicubic)[16:80, 16:80]).mean())
+    assert np.mean(noisy_out) < 0.75 * np.mean(noisy_in)
+    # a cut (other content) or no face in the last frame: the new detail as it is
+    other = texture(0, seed=5)
+    result = other + pattern[:, :96]
+    np.testing.assert_allclose(steady(other, result, box)[16:80, 16:80], result[16:80, 16:80], atol=1e-6)
+    fresh = video.TemporalFilter(weight=0.35)
+    fresh(texture(0), texture(0), [])
+    np.testing.assert_allclose(fresh(texture(2), texture(2) + 0.05, box), np.clip(texture(2) + 0.05, 0, 1), atol=1e-6)
+
+
 def moving_face(t: int, height: int = 96, width: int = 128) -> np.ndarray:
     frame = background(height, width)
     face = aligned_face(56)
