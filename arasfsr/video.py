@@ -282,22 +282,25 @@ class FaceTracker:
 # ----------------------------------------------------------------------------- temporal filter
 @dataclass
 class TemporalFilter:
-    """Steadies the model's detail on the faces from frame to frame, along the motion.
+    """Steadies the faces from frame to frame, along their motion.
 
-    The model's detail (its output minus bicubic) depends on where a face falls on the pixel grid, so
-    a moving face shimmers even when its crop follows it smoothly. Each frame, on each face's box, the
-    motion back to the last frame is measured by optical flow (Farneback) between the two bicubic frames,
-    last frame's filtered detail is carried along it, and the two are mixed:
-        detail = weight * new + (1 - weight) * carried,
-    an exponential average along each point's path. Where the carried frame disagrees with this one
+    The model's detail (its output minus bicubic) depends on where a face falls on the pixel grid, and
+    the model sharpens the compression noise of each frame, so a moving face shimmers even when its crop
+    follows it smoothly. Each frame, on each face's box, the motion back to the last frame is measured by
+    optical flow (Farneback) between the two bicubic frames (one shift per face: the flow's median on the
+    box's centre), last frame's filtered face is carried along it, and the two are mixed:
+        face = weight * new + (1 - weight) * carried,
+    an exponential average along each point's path, feathered to nothing at the box's edge. `colour`
+    (default) filters the face's colours, so the frame-to-frame noise of the input is averaged too;
+    otherwise only the model's detail over bicubic. Where the carried frame disagrees with this one
     (bicubic colours differ by more than `mismatch` after the motion: a blink, an occlusion) or last
-    frame had no face there, the new detail is taken as it is, and on the whole box when that is most
-    of it (a cut, or another face). weight 1 turns the filter off.
+    frame had no face there, the new face is taken as it is, and on the whole box when that is most of
+    it (a cut, or another face). weight 1 turns the filter off.
     """
     weight: float = 0.35
     mismatch: float = 0.06                         # 0-1 units of luma
-    rigid: bool = True                             # one shift per face (the flow's median on its centre)
-    _detail: np.ndarray | None = None              # last frame's filtered detail, (H, W, 3)
+    colour: bool = True
+    _signal: np.ndarray | None = None              # last frame's filtered colours (or detail), (H, W, 3)
     _mask: np.ndarray | None = None                # where it holds a face, (H, W)
     _luma: np.ndarray | None = None                # last frame's bicubic luma, (H, W)
 
@@ -306,7 +309,7 @@ class TemporalFilter:
         enhanced face. Returns the filtered result (`result` itself when nothing is filtered)."""
         import cv2
         luma = cv2.cvtColor(np.ascontiguousarray(bicubic), cv2.COLOR_RGB2GRAY)
-        detail = result - bicubic
+        signal = (result if self.colour else result - bicubic).copy()
         mask = np.zeros(luma.shape, np.float32)
         out = result
         for y0, x0, y1, x1 in boxes:
@@ -317,26 +320,33 @@ class TemporalFilter:
             flow = cv2.calcOpticalFlowFarneback(np.uint8(np.clip(here * 255, 0, 255)),
                                                 np.uint8(np.clip(self._luma[y0:y1, x0:x1] * 255, 0, 255)), None,
                                                 0.5, 3, 15, 3, 5, 1.2, 0)
+            h, w = flow.shape[:2]
+            dx, dy = np.median(flow[h // 4:h - h // 4, w // 4:w - w // 4].reshape(-1, 2), axis=0)
             gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-            if self.rigid:
-                h, w = flow.shape[:2]
-                centre = flow[h // 4:h - h // 4, w // 4:w - w // 4].reshape(-1, 2)
-                flow = np.broadcast_to(np.median(centre, axis=0), flow.shape)
-            map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]   # where each pixel was in the last frame
-            carried = cv2.remap(self._detail, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            map_x, map_y = gx + dx, gy + dy                # where each pixel was in the last frame
+            carried = cv2.remap(self._signal, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             had = cv2.remap(self._mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             was = cv2.remap(self._luma, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             trust = had * (np.abs(was - here) <= self.mismatch)
             if trust.mean() < 0.5:   # most of the face disagrees: a cut, or a face that is not this one
                 continue
-            mix = ((1 - self.weight) * trust)[..., None]
+            mix = ((1 - self.weight) * trust * _window(h, w))[..., None]
             if out is result:
                 out = result.copy()
-            blended = (1 - mix) * detail[y0:y1, x0:x1] + mix * carried
-            detail[y0:y1, x0:x1] = blended
-            out[y0:y1, x0:x1] = np.clip(bicubic[y0:y1, x0:x1] + blended, 0, 1)
-        self._detail, self._mask, self._luma = np.ascontiguousarray(detail, np.float32), mask, luma
+            blended = (1 - mix) * signal[y0:y1, x0:x1] + mix * carried
+            signal[y0:y1, x0:x1] = blended
+            out[y0:y1, x0:x1] = np.clip(blended if self.colour else bicubic[y0:y1, x0:x1] + blended, 0, 1)
+        self._signal, self._mask, self._luma = np.ascontiguousarray(signal, np.float32), mask, luma
         return out
+
+
+def _window(h: int, w: int, edge: float = 0.1) -> np.ndarray:
+    """(h, w) weights: 1 inside, a smoothstep down to 0 over the outer `edge` of each side (no seam)."""
+    def ramp(n: int) -> np.ndarray:
+        fraction = (np.arange(n) + 0.5) / n
+        r = np.clip(np.minimum(fraction, 1 - fraction) / edge, 0, 1)
+        return r * r * (3 - 2 * r)
+    return np.outer(ramp(h), ramp(w)).astype(np.float32)
 
 
 def face_boxes(reports: list[_restore.FaceReport], factor: tuple[float, float], out_size: tuple[int, int],
@@ -408,7 +418,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
                   max_faces: int = _restore.MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
-                  temporal: float = TEMPORAL_WEIGHT, overwrite: bool = False,
+                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = True, overwrite: bool = False,
                   progress: FrameProgress | None = None, info: VideoInfo | None = None) -> VideoReport:
     """Upscale every frame of `source` into `target` (H.264), faces by `model`, the rest by `background`.
 
@@ -420,7 +430,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
         max_seconds: refuse longer clips (None: no limit).
         tracker: a `FaceTracker` (default: a new one with the shared YuNet).
         temporal: each frame's own share of the detail on the faces, the rest carried along the motion
-            from the frames before (`TemporalFilter`); 1: every frame on its own.
+            from the frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
+            the faces' colours (default), not only the model's detail over bicubic.
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
         info: `probe(source)` when the caller has it already.
@@ -436,7 +447,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     info = probe(source, max_seconds) if info is None else info
     out_h, out_w = output_size(info, scale, size)
     tracker = FaceTracker() if tracker is None else tracker
-    steady = TemporalFilter(temporal)
+    steady = TemporalFilter(temporal, colour=temporal_colour)
     form = OUTPUT_SUFFIXES[target.suffix.lower()]
     handle, partial = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
     os.close(handle)

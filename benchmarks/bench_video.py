@@ -114,7 +114,7 @@ def run(model_name: str, lr_path: Path, out_path: Path, tracked: bool, backgroun
     started = time.perf_counter()
     report = video.restore_video(model, lr_path, out_path, size=SIZE, background=back, tracker=tracker,
                                  overwrite=True, ensemble=not args.no_ensemble, crf=args.out_crf,
-                                 temporal=args.temporal if tracked else 1.0)
+                                 temporal=args.temporal if tracked else 1.0, temporal_colour=not args.detail_only)
     report.seconds = time.perf_counter() - started
     return report, list(video.frames_of(out_path))
 
@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--background", choices=("bicubic", "natural"), default="bicubic")
     parser.add_argument("--no-tracking-too", action="store_true", help="also run without tracking")
     parser.add_argument("--no-ensemble", action="store_true")
+    parser.add_argument("--detail-only", action="store_true", help="TemporalFilter on the model's detail only")
     parser.add_argument("--out-crf", type=int, default=video.DEFAULT_CRF, help="H.264 quality of the output")
     parser.add_argument("--temporal", type=float, default=video.TEMPORAL_WEIGHT,
                         help="TemporalFilter weight with tracking (1: off; without tracking always off)")

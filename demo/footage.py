@@ -1,5 +1,6 @@
 """Video tab: checks a short clip against the page's limits, runs `arasfsr.video.restore_video`, and
-returns the result beside the same clip enlarged by bicubic, for before/after playback.
+returns the result beside the same clip enlarged by bicubic, for before/after playback. The rest of
+each frame stays bicubic here (BACKGROUND_NOTE: the natural-photo model is 4x slower).
 
 The work itself (probing, tracking faces, every frame through `restore`, the audio kept) is in the
 package; this module holds the limits, the progress and Stop, and the report.
@@ -21,6 +22,10 @@ MAX_OUTPUT_PIXELS = 1280 * 720  # per frame
 MAX_SCALE = 4.0
 # Measured (benchmarks/bench_video.py, 2-core AMD EPYC, one thread): a 128 x 96 clip with two faces to
 # 512 x 384, faces by ARASFSR (flip ensemble), bicubic background: 1.15 frames/s.
+# The natural-photo model draws the background in `python -m arasfsr video` (+1.90 dB on the whole frames of
+# that clip instead of +0.60) but at a quarter of the speed (0.30 frames/s): too slow for a page.
+BACKGROUND_NOTE = ("the natural-photo model, which `python -m arasfsr video` uses for the rest of the frame, "
+                   "takes about 4x as long")
 FRAMES_PER_SECOND_NOTE = "about 1 frame a second for a 512 x 384 output with two faces on this CPU"
 
 
@@ -77,7 +82,7 @@ def check_clip(path, scale):
 
 def enhance_video(path, scale=2.0, model_label: str | None = None,
                   progress: Progress | Tracker | None = None) -> VideoResult:
-    """Upscale a short clip: faces tracked and super-resolved, the rest as in the Whole photo tab."""
+    """Upscale a short clip: faces tracked and super-resolved, the rest bicubic (see BACKGROUND_NOTE)."""
     tracker = progress if isinstance(progress, Tracker) else Tracker(progress)
     video = _video_module()
     info, (out_h, out_w) = check_clip(path, scale)
@@ -92,7 +97,6 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
     found = damage.assess(first)   # one choice for the whole clip: weights switching mid-clip would flicker
     model_label, choice = models.resolve(model_label, first, "restore", found=found)
     model = models.get_model(model_label)
-    background, drawn_by = models.background(found=found)
     folder = outputs.new_output_dir()
     stem = outputs.file_stem(path)
     result_path = folder / f"{stem}_{models.SHORT[model_label]}_x{float(scale):g}_{out_w}x{out_h}.mp4"
@@ -101,10 +105,10 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
     video.restore_video("bicubic", path, bicubic_path, size=(out_h, out_w), max_faces=0, info=info,
                         progress=lambda done, total: tracker(0.05 * done / total, "bicubic version"))
     started = time.perf_counter()
-    report = video.restore_video(
-        model, path, result_path, size=(out_h, out_w), background=None if background == "bicubic" else background,
-        info=info, progress=lambda done, total: tracker(0.05 + 0.95 * done / total,
-                                                          f"{model_label}: frame {done} of {total}"))
+    def step(done: int, total: int) -> None:
+        tracker(0.05 + 0.95 * done / total, f"{model_label}: frame {done} of {total}")
+    report = video.restore_video(model, path, result_path, size=(out_h, out_w), background=None, info=info,
+                                 progress=step)
     seconds = time.perf_counter() - started
     lines = [f"**{info.frames} frames** ({info.seconds:.1f} s, {float(info.fps):.3g} fps) "
              f"{info.width} x {info.height} -> **{out_w} x {out_h} px** in **{seconds:.1f} s** "
@@ -113,7 +117,7 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
              f"in {report.frames_with_faces} of {info.frames} frames"
              + (f"; {report.faces_kept} face(s) left to the background ("
                 + "; ".join(f"{why}: {n}" for why, n in report.reasons.items()) + ")" if report.faces_kept else "")
-             + f". The rest of each frame was drawn by {drawn_by}. Audio: {report.audio}."]
+             + f". The rest of each frame: bicubic ({BACKGROUND_NOTE}). Audio: {report.audio}."]
     if choice:
         lines.insert(0, f"{choice}.")
     return VideoResult(result_path, bicubic_path, "  \n".join(lines))

@@ -205,6 +205,16 @@ def test_the_temporal_filter_follows_the_motion_and_averages_what_does_not_move_
             noisy_in.append(np.abs(noise[16:80, 16:80]).mean())
             noisy_out.append(np.abs((out - bicubic)[16:80, 16:80]).mean())
     assert np.mean(noisy_out) < 0.75 * np.mean(noisy_in)
+    # where the face changes (a blink, a mouth), the new frame as it is; the rest still carried
+    steady = video.TemporalFilter(weight=0.35)
+    for t in range(3):
+        bicubic = texture(2 * t)
+        changed = bicubic.copy()
+        if t == 2:
+            changed[40:56, 40:56] = np.clip(changed[40:56, 40:56] + 0.3, 0, 1)
+        out = steady(changed, changed + (0 if t < 2 else 0.02), box)
+    np.testing.assert_allclose(out[42:54, 42:54], np.clip(changed + 0.02, 0, 1)[42:54, 42:54], atol=1e-6)
+    assert np.abs(out[20:30, 20:30] - np.clip(changed + 0.02, 0, 1)[20:30, 20:30]).mean() > 0.005
     # a cut (other content) or no face in the last frame: the new detail as it is
     other = texture(0, seed=5)
     result = other + pattern[:, :96]
