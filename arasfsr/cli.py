@@ -510,7 +510,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False, vi
                         help="render each face once (default: twice, as it is and mirrored, averaged; "
                              "measured better on faces from other sources, twice the faces' time)")
         if video:
-            from .video import DEFAULT_CRF, MAX_SECONDS
+            from .sizes import VIDEO_CRF as DEFAULT_CRF
+            from .sizes import VIDEO_MAX_SECONDS as MAX_SECONDS
             up.add_argument("--crf", type=int, default=DEFAULT_CRF,
                             help=f"H.264 quality, 0 (lossless) to 51 (default {DEFAULT_CRF}: visually close to lossless)")
             up.add_argument("--max-seconds", type=float, default=MAX_SECONDS,

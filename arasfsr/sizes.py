@@ -12,6 +12,8 @@ MAX_SCALE = 32.0                  # per axis
 MIN_INPUT_SIDE = 8                # px
 MAX_INPUT_PIXELS = 2048 * 2048
 MAX_OUTPUT_PIXELS = 4096 * 4096
+VIDEO_MAX_SECONDS = 600.0         # `arasfsr video`: longer clips are refused unless --max-seconds says otherwise
+VIDEO_CRF = 18                    # `arasfsr video`: x264 quality of the output (visually close to lossless)
 MAX_PHOTO_PIXELS = 4096 * 4096    # whole photos (`arasfsr.restore`): larger than the faces `upscale` takes
 
 Size = tuple[int | None, int | None]

@@ -1,16 +1,22 @@
-"""Footage: every frame of a video through `arasfsr.restore`, with faces tracked so that they hold still.
+"""Footage: every frame of a video through `arasfsr.restore`, with faces tracked and held steady.
 
-    IN --PyAV demux--> packets --decode--> frame t (RGB)
+    IN --PyAV demux--> packets --decode--> frame t (RGB, our own 4:2:0 conversion)
       YuNet on frame t --match to tracks (box overlap)--> smoothed landmarks   [FaceTracker]
       restore(frame t, faces = the smoothed tracks)                            [arasfsr.restore]
+      each face averaged with the frames before along its motion               [TemporalFilter]
     --encode (H.264, the input's timestamps)--> OUT; the audio packets copied alongside
 
-Why tracking: `restore` frames each face by its five landmarks, and YuNet's landmarks wobble by a
-pixel or two from frame to frame even on a still face. A crop that wobbles changes the model's view of
-the face (the coordinate frame the GCM prior reads), so the face shimmers. `FaceTracker` runs an
-alpha-beta filter on the landmarks and the box of each face (a position and a velocity per coordinate:
-the wobble is averaged away, steady motion is followed without lag) and keeps a face that YuNet misses
-for up to `MAX_MISSES` frames where its velocity puts it.
+Three things keep a face still (measured in results/video.md):
+- tracking: `restore` frames each face by its five landmarks, and YuNet's landmarks wobble by a pixel
+  or two from frame to frame even on a still face. `FaceTracker` runs an alpha-beta filter on the
+  landmarks and the box of each face (a position and a velocity per coordinate: the wobble is averaged
+  away, steady motion is followed without lag) and keeps a face that YuNet misses for up to
+  `MAX_MISSES` frames where its velocity puts it;
+- `TemporalFilter`: the model's output depends on where a face falls on the pixel grid, and it
+  sharpens each frame's compression noise; each face is averaged with the last frames' along its
+  optical-flow motion, and taken as it is where it changes;
+- colour: FFmpeg's default conversion from 4:2:0 to RGB upsamples the colour crudely, and the model
+  reads the steps as texture; `_frame_rgb` and `rgb_frame` convert both ways at H.264's siting.
 
 Nothing is held but the frame in hand (and the encoder's look-ahead): a clip of any length streams
 through in bounded memory. `probe` reads the container and counts the video packets before any work, so
@@ -39,12 +45,11 @@ except ImportError as error:  # an optional extra
     raise ImportError("arasfsr.video needs PyAV: pip install 'arasfsr[video]' (from a checkout: "
                       "pip install '.[video]')") from error
 
-from . import restore as _restore
 from .faces import Face
-from .sizes import MAX_PHOTO_PIXELS, check_request
+from .sizes import MAX_PHOTO_PIXELS, VIDEO_CRF, VIDEO_MAX_SECONDS, check_request
 from .sizes import output_size as _output_size
 
-MAX_SECONDS = 600.0          # the command line's default limit (--max-seconds): a 10-hour header is refused
+MAX_SECONDS = VIDEO_MAX_SECONDS   # the command line's default limit (--max-seconds): a 10-hour header is refused
 MAX_MISSES = 5               # frames a track survives without a detection (YuNet misses a face now and then)
 MATCH_IOU = 0.3              # a detection continues a track when their boxes overlap at least this much
 ALPHA, BETA = 0.4, 0.05      # alpha-beta filter gains (position, velocity) for landmarks and boxes: on
@@ -52,7 +57,7 @@ ALPHA, BETA = 0.4, 0.05      # alpha-beta filter gains (position, velocity) for 
                              # landmark error falls to 0.31x, its size to 0.55x (tests/test_video.py)
 OUTPUT_MATRIX = 1            # outputs are BT.709, tagged as such (what players assume for HD)
 TEMPORAL_WEIGHT = 0.35       # `TemporalFilter`: this frame's share of the faces' detail (1: off)
-DEFAULT_CRF = 18             # x264 constant rate factor: visually close to lossless
+DEFAULT_CRF = VIDEO_CRF      # x264 constant rate factor: visually close to lossless
 OUTPUT_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # audio codecs the MP4 / MOV muxers take as they are; anything else is re-encoded to AAC
 _COPYABLE = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
@@ -60,6 +65,8 @@ _COPYABLE = {"mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
 _IMAGE_FORMATS = ("image2", "_pipe", "apng")   # FFmpeg's demuxers for still images
 _SLACK_SECONDS = 0.5         # a stream may end this much before the header's duration (rounding, edit lists)
 
+MAX_FACES = 12               # as arasfsr.restore.MAX_FACES (tests/test_video.py checks they agree)
+ENHANCED = "enhanced"        # arasfsr.restore.ENHANCED: this module imports restore (and torch) only to work
 FrameProgress = Callable[[int, int], None]   # (frames done, total frames)
 
 
@@ -245,7 +252,10 @@ class FaceTracker:
     _next: int = 1
 
     def __call__(self, rgb8: np.ndarray) -> list[Face]:
-        found = _restore.detect(rgb8) if self.find is None else list(self.find(rgb8))
+        if self.find is None:
+            from .restore import detect  # torch comes with it: imported when the work starts
+            self.find = detect
+        found = list(self.find(rgb8))
         seen = [_vector(face) for face in found]
         pairs = sorted(((_iou(t.predicted()[10:], s[10:]), i, j) for i, t in enumerate(self.tracks)
                         for j, s in enumerate(seen)), reverse=True)
@@ -349,13 +359,13 @@ def _window(h: int, w: int, edge: float = 0.1) -> np.ndarray:
     return np.outer(ramp(h), ramp(w)).astype(np.float32)
 
 
-def face_boxes(reports: list[_restore.FaceReport], factor: tuple[float, float], out_size: tuple[int, int],
+def face_boxes(reports: list, factor: tuple[float, float], out_size: tuple[int, int],
                margin: int = 8) -> list[tuple[int, int, int, int]]:
     """(y0, x0, y1, x1) output boxes around each enhanced face's crop: its side about the detection's centre,
     plus `margin` px, clipped to the frame."""
     boxes = []
     for report in reports:
-        if report.status != _restore.ENHANCED:
+        if report.status != ENHANCED:
             continue
         x, y, w, h = report.box
         cy, cx = (y + h / 2) * factor[0], (x + w / 2) * factor[1]
@@ -416,7 +426,7 @@ def _audio_plan(container_format: str, stream) -> str:
 
 def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, scale: float | None = None,
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
-                  max_faces: int = _restore.MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
+                  max_faces: int = MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
                   temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = True, overwrite: bool = False,
                   progress: FrameProgress | None = None, info: VideoInfo | None = None) -> VideoReport:
@@ -429,8 +439,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
         crf: x264 quality, 0 (lossless) to 51; 18 is visually close to lossless.
         max_seconds: refuse longer clips (None: no limit).
         tracker: a `FaceTracker` (default: a new one with the shared YuNet).
-        temporal: each frame's own share of the detail on the faces, the rest carried along the motion
-            from the frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
+        temporal: each frame's own share of its faces, the rest carried along their motion from the
+            frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
             the faces' colours (default), not only the model's detail over bicubic.
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
@@ -439,6 +449,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     stream is copied (re-encoded to AAC when the output container cannot hold its codec). The output
     appears only when the whole clip is done: it is written to a temporary file beside `target` first.
     """
+    from . import restore as _restore
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be 0 to 51, got {crf}")
     source, target = Path(source), check_output(target, overwrite)
@@ -511,6 +522,9 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
             report.tracks = len(tracks)
         if index == 0:
             raise ValueError(f"{source.name}: no frame could be decoded")
+        if target.exists() and not overwrite:  # it appeared during the run: keep it
+            raise ValueError(f"{target.name} appeared while the video was made; nothing replaced (use --overwrite)")
+        _readable(partial)
         os.replace(partial, target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
@@ -518,6 +532,13 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     report.frames = index
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _readable(path: str) -> None:
+    """Give the finished file the permissions a new file gets (mkstemp makes it private to its owner)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _decode(packet, name: str, index: int):
@@ -624,13 +645,13 @@ def _audio_packet(packet, plan, aout, resampler, out) -> None:
                 out.mux(encoded)
 
 
-def _count(report: VideoReport, faces: list[_restore.FaceReport]) -> None:
-    enhanced = sum(f.status == _restore.ENHANCED for f in faces)
+def _count(report: VideoReport, faces: list) -> None:
+    enhanced = sum(f.status == ENHANCED for f in faces)
     report.faces_enhanced += enhanced
     report.faces_kept += len(faces) - enhanced
     report.frames_with_faces += enhanced > 0
     for f in faces:
-        if f.status != _restore.ENHANCED:
+        if f.status != ENHANCED:
             why = f.reason.split(":")[0]
             report.reasons[why] = report.reasons.get(why, 0) + 1
 

@@ -183,3 +183,31 @@ def test_stop_ends_a_long_run_and_frees_the_server(page):
     page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
     page.click("#run")
     page.wait_for_function("document.querySelector('#info').innerText.includes('256 x 256 px')", timeout=15_000)
+
+
+def test_a_clip_plays_before_and_after_and_a_non_video_is_refused(page, tmp_path):
+    from test_video import moving_face, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=3, size=(96, 128), frame_fn=moving_face)
+    page.locator("#tab-video-button").click()
+    page.locator("#video-input").wait_for(state="visible")
+    page.set_input_files("#video-input input[type=file]", str(clip))
+    page.locator("#video-input video").wait_for(state="attached")
+    page.click("#video-run")
+    playable = ("(selector) => { const v = document.querySelector(selector); "
+                "return v && v.readyState >= 1 && v.videoWidth > 0; }")
+    for side in ("#video-before video", "#video-after video"):
+        page.wait_for_function(playable, arg=side)  # the browser decoded the H.264 it was sent
+        assert page.evaluate(f"document.querySelector('{side}').videoWidth") == 256
+    page.wait_for_function("document.querySelector('#video-report').innerText.includes('3 frames')")
+    assert page.locator("#video-download").inner_text().count(".mp4") >= 1
+    assert page.locator(ERROR_TOAST).count() == 0
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("not a video\n" * 20)
+    page.reload()  # a fresh Video tab: once a clip is in, the upload field gives way to the player
+    page.locator("#tab-video-button").click()
+    page.locator("#video-input").wait_for(state="visible")
+    page.set_input_files("#video-input input[type=file]", str(fake))
+    page.click("#video-run")
+    # the browser may say first that it cannot play the file; the server's reason follows
+    page.locator(ERROR_TOAST, has_text="not a video").wait_for()

@@ -274,12 +274,15 @@ def test_help_and_usage_errors_do_not_import_torch(photo):
             "codes = [main(['--help']), main(['upscale', '--help']),\n"
             "         main(['upscale', sys.argv[1], '-o', sys.argv[1], '--scale', '2']),\n"
             "         main(['upscale', sys.argv[1], '-o', 'x.png', '--scale', '0']),\n"
-            "         main(['upscale', sys.argv[1], '-o', 'x.png', '--size', '4x4'])]\n"
+            "         main(['upscale', sys.argv[1], '-o', 'x.png', '--size', '4x4']),\n"
+            "         main(['video', '--help']), main(['video', sys.argv[1], '-o', 'x.avi', '--scale', '2']),\n"
+            "         main(['video', sys.argv[1], '-o', 'x.mp4', '--scale', '2'])]\n"
             "print(codes, 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(photo)], env=ENV, capture_output=True, text=True,
                           timeout=60, check=True, cwd=photo.parent)
-    assert done.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 2] False"
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 2, 0, 2, 2] False"
     assert "smaller than the input" in done.stderr
+    assert "the output must end in .mp4" in done.stderr and "is a still image" in done.stderr  # video, no torch
 
 
 def test_model_and_weights_must_agree(photo, tmp_path, capsys):

@@ -5,6 +5,7 @@ faces are the public-domain example portraits (as in tests/test_restore.py), pas
 """
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -84,6 +85,10 @@ def test_every_frame_its_timestamp_the_rate_and_the_audio_are_kept(tmp_path):
     assert [p * before["time_base"] for p in before["pts"]] == [p * after["time_base"] for p in after["pts"]]
     assert after["rate"] == Fraction(25) and after["size"] == (96, 128)
     assert after["audio"] == ["aac"] and report.audio == "copied (aac)"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "out.mp4").stat().st_mode & 0o777 == 0o666 & ~mask   # not the temporary file's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
 
 
 def test_variable_frame_rate_keeps_its_uneven_timestamps(tmp_path):
@@ -101,6 +106,10 @@ def test_audio_the_container_cannot_hold_is_re_encoded_to_aac(tmp_path):
     assert report.audio == "re-encoded to AAC (pcm_s16le)"
     video.restore_video("bicubic", source, tmp_path / "out.mkv", scale=1)  # Matroska takes PCM as it is
     assert read_back(tmp_path / "out.mkv")["audio"] == ["pcm_s16le"]
+
+
+def test_constants_agree_with_restore():
+    assert video.MAX_FACES == restore_module.MAX_FACES and video.ENHANCED == restore_module.ENHANCED
 
 
 def test_output_sides_are_made_even_and_an_odd_size_is_refused(tmp_path):
