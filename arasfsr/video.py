@@ -300,16 +300,19 @@ class TemporalFilter:
     optical flow (Farneback) between the two bicubic frames (one shift per face: the flow's median on the
     box's centre), last frame's filtered face is carried along it, and the two are mixed:
         face = weight * new + (1 - weight) * carried,
-    an exponential average along each point's path, feathered to nothing at the box's edge. `colour`
-    (default) filters the face's colours, so the frame-to-frame noise of the input is averaged too;
-    otherwise only the model's detail over bicubic. Where the carried frame disagrees with this one
+    an exponential average along each point's path, feathered to nothing at the box's edge. By default
+    only the model's detail over bicubic is filtered, so the face itself is always this frame's;
+    `colour` filters the face's colours, which averages the input's own noise too (steadier than
+    bicubic on a face that only moves) but lags behind a face whose look changes (an expression, a
+    turn, the light: -0.7 dB on results/video.md's "changing" clip), so it is not the default.
+    Where the carried frame disagrees with this one
     (bicubic colours differ by more than `mismatch` after the motion: a blink, an occlusion) or last
     frame had no face there, the new face is taken as it is, and on the whole box when that is most of
     it (a cut, or another face). weight 1 turns the filter off.
     """
     weight: float = 0.35
     mismatch: float = 0.06                         # 0-1 units of luma
-    colour: bool = True
+    colour: bool = False
     _signal: np.ndarray | None = None              # last frame's filtered colours (or detail), (H, W, 3)
     _mask: np.ndarray | None = None                # where it holds a face, (H, W)
     _luma: np.ndarray | None = None                # last frame's bicubic luma, (H, W)
@@ -428,7 +431,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
                   max_faces: int = MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
-                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = True, overwrite: bool = False,
+                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = False, overwrite: bool = False,
                   progress: FrameProgress | None = None, info: VideoInfo | None = None) -> VideoReport:
     """Upscale every frame of `source` into `target` (H.264), faces by `model`, the rest by `background`.
 
@@ -441,7 +444,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
         tracker: a `FaceTracker` (default: a new one with the shared YuNet).
         temporal: each frame's own share of its faces, the rest carried along their motion from the
             frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
-            the faces' colours (default), not only the model's detail over bicubic.
+            the faces' colours, not only the model's detail over bicubic (default): steadier on rigid motion,
+            but it lags behind a face whose appearance changes (results/video.md).
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
         info: `probe(source)` when the caller has it already.

@@ -49,8 +49,14 @@ FACTOR = 4
 INNER = (0.2, 0.8)         # the face box measured: this span of the pasted square, per axis
 
 
+CLIP = "glide"             # or "changing": set by --clip
+
+
 def positions(t: int) -> list[tuple[int, int]]:
-    """(top, left) of each face in frame t: one left to right, one right to left, both bobbing."""
+    """(top, left) of each face in frame t: one left to right, one right to left, both bobbing ("glide");
+    one face left to right ("changing")."""
+    if CLIP == "changing":
+        return [(120, 40 + STEP * t)]
     bob = round(10 * np.sin(2 * np.pi * t / 24))
     return [(48 + bob, 24 + STEP * t), (208 - bob, SIZE[1] - FACE - 24 - STEP * t)]
 
@@ -67,7 +73,12 @@ def hr_frames(ood: Path, natural: Path) -> list[np.ndarray]:
     frames = []
     for t in range(FRAMES):
         frame = backdrop.copy()
-        for face, (top, left) in zip(faces, positions(t)):
+        if CLIP == "changing":  # the face's appearance changes all the time: a cross-fade from one face to the other
+            mix = 0.5 - 0.5 * np.cos(np.pi * t / (FRAMES - 1))
+            shown = [Image.blend(faces[0], faces[1], float(mix))]
+        else:
+            shown = faces
+        for face, (top, left) in zip(shown, positions(t)):
             frame.paste(face, (left, top), mask)
         frames.append(np.asarray(frame))
     return frames
@@ -114,7 +125,7 @@ def run(model_name: str, lr_path: Path, out_path: Path, tracked: bool, backgroun
     started = time.perf_counter()
     report = video.restore_video(model, lr_path, out_path, size=SIZE, background=back, tracker=tracker,
                                  overwrite=True, ensemble=not args.no_ensemble, crf=args.out_crf,
-                                 temporal=args.temporal if tracked else 1.0, temporal_colour=not args.detail_only)
+                                 temporal=args.temporal if tracked else 1.0, temporal_colour=args.colour)
     report.seconds = time.perf_counter() - started
     return report, list(video.frames_of(out_path))
 
@@ -124,12 +135,17 @@ def main() -> int:
     parser.add_argument("--ood", default=str(REPO / "data" / "ood" / "test"))
     parser.add_argument("--natural", default=str(REPO / "data" / "natural" / "test"))
     parser.add_argument("--work", default=str(REPO / "runs" / "bench_video"), help="folder for the clips made here")
+    parser.add_argument("--clip", choices=("glide", "changing"), default="glide",
+                        help="glide: two faces gliding across; changing: one face gliding while it turns into "
+                             "another (a cross-fade: appearance that changes every frame, as expressions, turns "
+                             "and light do)")
     parser.add_argument("--crf", type=int, nargs="+", default=[23], help="H.264 quality of the LR clip")
     parser.add_argument("--models", nargs="+", default=["arasfsr"], help="face weights to compare")
     parser.add_argument("--background", choices=("bicubic", "natural"), default="bicubic")
     parser.add_argument("--no-tracking-too", action="store_true", help="also run without tracking")
     parser.add_argument("--no-ensemble", action="store_true")
-    parser.add_argument("--detail-only", action="store_true", help="TemporalFilter on the model's detail only")
+    parser.add_argument("--colour", action="store_true",
+                        help="TemporalFilter on the faces' colours (default: on the model's detail only)")
     parser.add_argument("--out-crf", type=int, default=video.DEFAULT_CRF, help="H.264 quality of the output")
     parser.add_argument("--temporal", type=float, default=video.TEMPORAL_WEIGHT,
                         help="TemporalFilter weight with tracking (1: off; without tracking always off)")
@@ -139,6 +155,8 @@ def main() -> int:
 
     import torch
     torch.set_num_threads(args.threads)
+    global CLIP
+    CLIP = args.clip
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     hr = hr_frames(Path(args.ood), Path(args.natural))
@@ -167,8 +185,9 @@ def main() -> int:
                   f"(bicubic {row['face_bicubic']:.2f}), frames {row['frame']:+.2f} dB, flicker {row['flicker']:.2f} "
                   f"vs bicubic {row['flicker_bicubic']:.2f} (x{row['ratio']:.2f}), {row['enhanced']} face renders, "
                   f"{row['kept']} kept, {row['tracks']} tracks, {row['fps']:.2f} frames/s", flush=True)
-    lines = [f"Clip: {FRAMES} frames, {SIZE[1]}x{SIZE[0]} HR, two 128 px OOD test faces gliding over a natural test "
-             f"photo, /{FACTOR} by PIL bicubic, H.264; background {args.background}; "
+    lines = [f"Clip {CLIP}: {FRAMES} frames, {SIZE[1]}x{SIZE[0]} HR, 128 px OOD test faces over a natural test "
+             f"photo, /{FACTOR} by PIL bicubic, H.264; temporal filter {args.temporal} "
+             f"({'colours' if args.colour else 'detail only'}); background {args.background}; "
              f"{'one pass' if args.no_ensemble else 'flip ensemble'}; {args.threads} thread(s).", "",
              "| LR crf | face weights | tracking | faces vs bicubic | frames vs bicubic | flicker (bicubic) | "
              "flicker ratio | faces kept | frames/s |", "|---|---|---|---|---|---|---|---|---|"]

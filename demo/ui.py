@@ -295,7 +295,7 @@ def _photo_tab(examples) -> None:
 
 def _video_tab() -> None:
     gr.Markdown("A short clip, frame by frame: every face is found, **tracked from frame to frame** (so it holds "
-                "still instead of jumping between detections, its colours averaged along its motion) and re-drawn by "
+                "still instead of jumping between detections, the model's detail averaged along its motion) and re-drawn by "
                 "the model as in the Whole photo tab; the rest of each frame is bicubic here (" + footage.BACKGROUND_NOTE
                 + "). Every frame, the frame rate and the sound are kept; the result is "
                 "H.264. **Limits:** " + footage.limits_text() + " Longer clips are refused with the reason; the "
