@@ -424,7 +424,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     video = _import_video()
     target = video.check_output(args.output, args.overwrite)
     source = Path(args.input)
-    if _same_file(source, target) if target.exists() else False:
+    if target.exists() and _same_file(source, target):
         raise UsageError(f"{target.name}: the output would overwrite the input")
     info = video.probe(source, args.max_seconds or None)
     out_h, out_w = video.output_size(info, scale, size)

@@ -142,6 +142,8 @@ def probe(path: str | os.PathLike, max_seconds: float | None = MAX_SECONDS) -> V
             header = float(stream.duration * stream.time_base)
         if max_seconds is not None and header is not None and header > max_seconds:
             raise ValueError(f"{name}: lasts {_clock(header)} by its header, over the limit of {max_seconds:g} s")
+        sound = container.streams.audio[0] if container.streams.audio else None
+        audio = None if sound is None else (sound.codec_context.name if sound.codec_context else "unknown")
         promised = stream.frames or 0
         fps = stream.average_rate or stream.guessed_rate or Fraction(25)
         count, first, end = 0, None, None
@@ -169,13 +171,8 @@ def probe(path: str | os.PathLike, max_seconds: float | None = MAX_SECONDS) -> V
         raise ValueError(f"{name}: lasts {_clock(held)}, over the limit of {max_seconds:g} s")
     if promised and count < promised:
         raise ValueError(f"{name}: truncated: its header promises {promised} frames, the file holds {count}")
-    if header is not None and end is not None and header - held > max(_SLACK_SECONDS, 2 / float(fps)) \
-            and header - (end - (first or 0)) > _SLACK_SECONDS:
+    if header is not None and end is not None and header - held > max(_SLACK_SECONDS, 2 / float(fps)):
         raise ValueError(f"{name}: truncated: its header says {header:.2f} s, the file holds {held:.2f} s of video")
-    audio = None
-    with _open(path) as container:
-        if container.streams.audio:
-            audio = container.streams.audio[0].codec_context.name if container.streams.audio[0].codec_context else "?"
     return VideoInfo(path, width, height, count, held, Fraction(fps), context.name, audio, form)
 
 
@@ -213,10 +210,6 @@ class Track:
     score: float
     hits: int = 1
     misses: int = 0
-
-    @property
-    def box(self) -> np.ndarray:
-        return self.state[10:]
 
     def predicted(self) -> np.ndarray:
         return self.state + self.velocity
