@@ -102,7 +102,8 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
     result_path = folder / f"{stem}_{models.SHORT[model_label]}_x{float(scale):g}_{out_w}x{out_h}.mp4"
     bicubic_path = folder / f"{stem}_bicubic_{out_w}x{out_h}.mp4"
     tracker(0.0, "bicubic version")
-    video.restore_video("bicubic", path, bicubic_path, size=(out_h, out_w), max_faces=0, info=info,
+    nobody = video.FaceTracker(find=lambda rgb: [])   # the baseline needs no face detection
+    video.restore_video("bicubic", path, bicubic_path, size=(out_h, out_w), max_faces=0, info=info, tracker=nobody,
                         progress=lambda done, total: tracker(0.05 * done / total, "bicubic version"))
     started = time.perf_counter()
     def step(done: int, total: int) -> None:
