@@ -580,6 +580,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "score best on them are also written as MODEL_PRESET.selected.safetensors")
     parser.add_argument("--kl-weight", type=float, default=d.kl_weight)
     parser.add_argument("--init-from", default=d.init_from, help="start from these weights (fine-tuning)")
+    parser.add_argument("--teacher", default=d.teacher,
+                        help="distil this model: its encoder is copied and frozen and the decoder learns its output "
+                             "(arasfsr-fast from arasfsr)")
     parser.add_argument("--val-every", type=int, default=d.val_every)
     parser.add_argument("--crop", action="store_true",
                         help="train on random HR patches at native pixels (photographs) instead of whole faces")

@@ -226,11 +226,16 @@ class LocalImplicitDecoder(nn.Module):
     """
 
     def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4,
-                 use_gcm: bool = True, gcm_frequencies: int = 10):
+                 use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0):
         super().__init__()
         self.latent_channels = latent_channels
         self.use_gcm = use_gcm
-        self.unfolded_dim = 9 * latent_channels
+        # projection_hidden > 0 (arasfsr-fast): the LR pixel's part of the first layer is a small
+        # network of its own, run once per LR pixel, and the first Linear reads only the query part
+        self.pixel_net = nn.Sequential(
+            nn.Conv2d(latent_channels, projection_hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(projection_hidden, hidden_dim, 1)) if projection_hidden else None
+        self.unfolded_dim = 0 if projection_hidden else 9 * latent_channels
         in_dim = self.unfolded_dim + 2 + (2 if use_gcm else 0) + 2
         stream = 2 if use_gcm else 1  # hidden layers read [h; m] with GCM
         self.layers = nn.ModuleList([nn.Linear(in_dim, hidden_dim)] + [
@@ -242,16 +247,23 @@ class LocalImplicitDecoder(nn.Module):
     def forward_reference(self, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
                           frame: Frame | None = None) -> torch.Tensor:
         b, c, h, w = latent.shape
-        unfolded = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
+        if self.pixel_net is None:
+            pixel_rows = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
+        else:
+            pixel_rows = to_rows(self.pixel_net(latent))  # (B, h*w, D), added after the first Linear
         index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
         rel_cell = cell * per_axis(cell, h, w)  # = 2 / scale: the decoder knows the zoom
         pred = 0
         for t in range(4):
-            parts = [gather_rows(unfolded, index[t]), rel[t]]
+            parts = [rel[t]]
             if self.use_gcm:
                 parts.append(to_global(centre[t], frame))
             parts.append(rel_cell)
-            x = torch.relu(self.layers[0](torch.cat(parts, dim=-1)))
+            if self.pixel_net is None:
+                x = self.layers[0](torch.cat([gather_rows(pixel_rows, index[t])] + parts, dim=-1))
+            else:
+                x = self.layers[0](torch.cat(parts, dim=-1)) + gather_rows(pixel_rows, index[t])
+            x = torch.relu(x)
             if self.use_gcm:
                 gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
                 m = x * gates[0]
@@ -275,8 +287,11 @@ class LocalImplicitDecoder(nn.Module):
         """
         first = self.layers[0]
         d, n = first.out_features, self.unfolded_dim
-        weight_z = first.weight[:, :n].reshape(d, self.latent_channels, 3, 3)
-        proj = F.conv2d(latent, weight_z, first.bias, padding=1)  # (B, D, h, w)
+        if self.pixel_net is None:
+            weight_z = first.weight[:, :n].reshape(d, self.latent_channels, 3, 3)
+            proj = F.conv2d(latent, weight_z, first.bias, padding=1)  # (B, D, h, w)
+        else:  # the pixel network's output, plus the first layer's bias
+            proj = self.pixel_net(latent) + first.bias.view(1, d, 1, 1)
         if self.use_gcm:  # + W_xt x_t, x_t = the LR pixel's centre
             centres = to_global(make_coord(latent.shape[-2:], device=latent.device, dtype=latent.dtype), frame)
             return to_rows(proj) + centres @ first.weight[:, n + 2:n + 4].t()

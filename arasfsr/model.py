@@ -40,6 +40,8 @@ class ModelConfig:
     rdn_layers: int = 8              # RDN only
     hidden_dim: int = 256
     hidden_layers: int = 4
+    projection_hidden: int = 0       # > 0: a per-LR-pixel network (3x3 conv to this width, ReLU, 1x1) feeds
+                                     # the first layer, which then reads only the query (arasfsr-fast)
     use_lfe: bool = True
     lfe_channels: int = 64
     lfe_blocks: int = 4
@@ -59,6 +61,10 @@ class ModelConfig:
             raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {tuple(ENCODERS)}")
         if self.lfe_activation not in BLOCK_ACTIVATIONS:
             raise ValueError(f"unknown lfe_activation {self.lfe_activation!r}; choose one of {tuple(BLOCK_ACTIVATIONS)}")
+        if self.name == "lte" and self.projection_hidden:
+            raise ValueError("LTE has no projection_hidden: its per-pixel terms are its amplitude and frequency convs")
+        if self.projection_hidden < 0:
+            raise ValueError(f"projection_hidden must be 0 or positive, got {self.projection_hidden}")
         if self.name == "lte" and (self.use_lfe or self.use_gcm):
             raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
 
@@ -115,7 +121,7 @@ class SRModel(nn.Module):
             self.decoder = LTEDecoder(latent_channels, c.hidden_dim, c.hidden_layers)
         else:
             self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
-                                                c.use_gcm, c.gcm_frequencies)
+                                                c.use_gcm, c.gcm_frequencies, c.projection_hidden)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,

@@ -31,6 +31,7 @@ Where each part lives:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -91,6 +92,8 @@ class TrainConfig:
     select_data: str = ""               # faces from elsewhere (their val split): pick the exported weights by them
     kl_weight: float = 0.0              # the authors define a KL term and train with weight 0
     init_from: str = ""                 # start from these weights (.safetensors), e.g. to fine-tune
+    teacher: str = ""                   # distil: copy and freeze this model's encoder (and LFE), and learn its
+                                        # output at the same coordinates (arasfsr-fast; see `Trainer.step`)
     val_every: int = 250
     crop: bool = False                  # HR patches at native pixels (photographs), not whole faces resized
     val_input_size: int = 16            # validation LR side (x4): 16 for faces, 64 for 512 px photo tiles
@@ -244,10 +247,12 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         self.model = create_model(cfg.model, preset=cfg.preset).to(self.device)
         self.init_info = self._init_from(cfg.init_from) if cfg.init_from else None
+        self.teacher, self.teacher_info = self._teacher(cfg.teacher) if cfg.teacher else (None, None)
         self.ema = None
         if cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.learning_rate)
         self.step_index, self.elapsed = 0, 0.0
         self.last_val = {"val_psnr": float("nan"), "ema_val_psnr": float("nan")}  # of the weights in use
         self.keeper = WeightKeeper(cfg.rollback_drop)  # the best state so far, for rollbacks
@@ -267,6 +272,31 @@ class Trainer:
         return {"file": Path(path).name, "steps": info.get("steps"),
                 "total_steps": info.get("total_steps", info.get("steps")), "recipe": info.get("recipe"),
                 "lfe_activation": source.config.lfe_activation}
+
+    def _teacher(self, path: str):
+        """Distillation: the teacher (frozen, eval mode) and its facts. The student takes the
+        teacher's encoder and LFE as they are and keeps them frozen, so both read the same latent
+        grid and only the decoder learns (no more faces are needed than the encoder saw)."""
+        from .weights import load_model
+        if self.distributed:
+            raise ValueError("--teacher runs in one process (the decoder it trains is small); drop torchrun")
+        if self.init_info is not None:
+            raise ValueError("--teacher and --init-from both set the start: give one")
+        teacher = load_model(path, device=self.device).eval().requires_grad_(False)
+        mine, theirs = self.model.config.to_dict(), teacher.config.to_dict()
+        shared = [k for k in mine if k.startswith(("encoder", "rdn_", "lfe_", "use_lfe", "norm_"))]
+        differ = [f"{k} {theirs[k]} vs {mine[k]}" for k in shared if mine[k] != theirs[k]]
+        if teacher.config.name != "arasfsr" or self.model.config.name != "arasfsr" or differ:
+            raise ValueError(f"--teacher {path}: its encoder must be the student's ({teacher.config.name} teacher, "
+                             f"{self.model.config.name} student" + (f"; {', '.join(differ)})" if differ else ")"))
+        for part in ("encoder", "lfe"):
+            module = getattr(self.model, part)
+            if module is not None:
+                module.load_state_dict(getattr(teacher, part).state_dict())
+                module.requires_grad_(False)
+        info = teacher.training_info
+        return teacher, {"file": Path(path).name, "steps": info.get("steps"),
+                         "total_steps": info.get("total_steps", info.get("steps")), "recipe": info.get("recipe")}
 
     def _resume(self) -> None:
         """Continue from `last.pt` (read with weights_only=True: a checkpoint from someone else
@@ -389,10 +419,17 @@ class Trainer:
         rate = learning_rate_at(cfg, self.step_index) * self.keeper.lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = rate
+        target = batch["gt"]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
-            pred, features = net(batch["lr"], batch["coord"], batch["cell"], with_features=True)
+            if self.teacher is None:
+                pred, features = net(batch["lr"], batch["coord"], batch["cell"], with_features=True)
+            else:  # distillation: one encoding (the shared frozen encoder), the teacher's output is the target
+                with torch.no_grad():
+                    features = self.teacher.encode(batch["lr"], sample=False)
+                    target = self.teacher.query(features, batch["coord"], batch["cell"]).float()
+                pred = model.query(dataclasses.replace(features, projection=None), batch["coord"], batch["cell"])
         std = model.config.norm_std  # the loss in normalised units, as in the paper: (x - mean) / std
-        per_sample = charbonnier(pred.float() / std, batch["gt"] / std, dim=(1, 2))  # (B,)
+        per_sample = charbonnier(pred.float() / std, target / std, dim=(1, 2))  # (B,)
         loss = per_sample.mean()
         if cfg.kl_weight:
             loss = loss + cfg.kl_weight * features.kl().float()
@@ -491,7 +528,7 @@ class Trainer:
             "input_sizes": list(cfg.input_sizes), "scale_range": list(cfg.scale_range),
             "degradation": cfg.degradation, "hflip": cfg.hflip, "kl_weight": cfg.kl_weight,
             "photometric": cfg.photometric, "geometric": cfg.geometric, "crop": cfg.crop, **extra,
-            "init_from": self.init_info, "data": cfg.data_description or Path(cfg.data).name,
+            "init_from": self.init_info, "teacher": self.teacher_info, "data": cfg.data_description or Path(cfg.data).name,
             f"val_psnr_{cfg.val_input_size}_to_{4 * cfg.val_input_size}_{val_kind}": round(max(self.last_val["val_psnr"],
                                                        self.last_val.get("ema_val_psnr", float("-inf"))), 3),
             "world_size": self.world})

@@ -65,6 +65,7 @@ DEFAULT_WEIGHTS = {
     "arasfsr-real": "arasfsr-real_small.safetensors",   # ARASFSR for ordinary photos: clean, JPEG, noise, blur
     "arasfsr-heavy": "arasfsr-heavy_small.safetensors", # ARASFSR for badly compressed inputs (JPEG 25-70)
     "natural": "natural_small.safetensors",             # LTE on natural photographs: anything but faces
+    "arasfsr-fast": "arasfsr-fast_small.safetensors",   # ARASFSR distilled: a small decoder, about 5x faster to render
 }
 # The like-for-like comparison (MODEL_CARD.md, "Reproduction table"): every family trained from
 # scratch with one recipe (`recipe` "compare-1000" in each file's training record, seed 0; the
@@ -237,8 +238,9 @@ def family_of(config: dict) -> str | None:
     """The `arasfsr.model.FAMILIES` name a config dict belongs to (e.g. "lte"), or None."""
     from .presets import FAMILIES
 
-    for family, switches in FAMILIES.items():
-        if all(config.get(key) == value for key, value in switches.items()):
+    defaults = {"projection_hidden": 0}  # keys older files do not hold
+    for family, switches in sorted(FAMILIES.items(), key=lambda item: -len(item[1])):  # the most specific first
+        if all(config.get(key, defaults.get(key)) == value for key, value in switches.items()):
             return family
     return None
 

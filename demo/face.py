@@ -24,6 +24,16 @@ class UpscaleResult:
     notes: list[str] = field(default_factory=list)
 
 
+def preview_model(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize_by: str = "scale", width=None,
+                  height=None) -> str | None:
+    """The model that draws a preview of this request before the chosen one runs (the distilled
+    student, for a large output that ARASFSR draws; `models.preview_choice`), or None."""
+    image, info = load_image(path, MAX_FACE_SIDE)
+    out_h, out_w = sizes.plan_size(info.shape, resize_by, scale, width, height)
+    chosen, _ = models.resolve(model_label, image, out_pixels=out_h * out_w)
+    return models.preview_choice(chosen, out_h * out_w)
+
+
 def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize_by: str = "scale", width=None,
                  height=None, sample: bool = False, seed=0, progress: Progress | Tracker | None = None
                  ) -> UpscaleResult:
@@ -35,7 +45,7 @@ def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize
     image, info = load_image(path, MAX_FACE_SIDE)
     out_h, out_w = sizes.plan_size(info.shape, resize_by, scale, width, height)
     scale = sizes.check_scale(scale) if resize_by == "scale" else None
-    model_label, choice = models.resolve(model_label, image)
+    model_label, choice = models.resolve(model_label, image, out_pixels=out_h * out_w)
     model = models.get_model(model_label)
     seed = sizes.check_seed(seed) if sample else 0
     notes = ([choice] if choice else []) + input_notes(info)

@@ -18,16 +18,18 @@ REAL_PHOTO = "Real photo (JPEG, noise)"
 REAL_PHOTO_FILE = weights.DEFAULT_WEIGHTS["arasfsr-real"]
 PHOTO = "Photo (no face needed)"   # the natural-photo weights: any picture, no face prior
 HEAVY = "Badly compressed photo"   # the weights Auto picks for heavy JPEG damage
+FAST = "ARASFSR fast (distilled)"  # arasfsr-fast: Auto's choice for large clean outputs, and the preview
 # label -> weight file name in WEIGHTS_DIR, or "bicubic"
-CHOICES = {AUTO: "auto", "ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
+CHOICES = {AUTO: "auto", "ARASFSR": weights.DEFAULT_WEIGHTS["arasfsr"],
+           FAST: weights.DEFAULT_WEIGHTS["arasfsr-fast"], "LIIF": weights.DEFAULT_WEIGHTS["liif"],
            "LTE": weights.DEFAULT_WEIGHTS["lte"], REAL_PHOTO: REAL_PHOTO_FILE,
            HEAVY: weights.DEFAULT_WEIGHTS["arasfsr-heavy"], PHOTO: weights.DEFAULT_WEIGHTS["natural"],
            "Bicubic": "bicubic"}
-SHORT = {AUTO: "auto", "ARASFSR": "arasfsr", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real",
+SHORT = {AUTO: "auto", "ARASFSR": "arasfsr", FAST: "arasfsr-fast", "LIIF": "liif", "LTE": "lte", REAL_PHOTO: "arasfsr-real",
          HEAVY: "arasfsr-heavy", PHOTO: "natural", "Bicubic": "bicubic"}
 DEFAULT_MODEL = "ARASFSR"   # loaded at start; the robustness view's default
 FACE_DEFAULT = AUTO         # the Face tab's and the Whole-photo tab's default
-OPTIONAL = (REAL_PHOTO, HEAVY, PHOTO)   # hidden, not reported missing, when its file is absent
+OPTIONAL = (REAL_PHOTO, HEAVY, PHOTO, FAST)   # hidden, not reported missing, when its file is absent
 NOT_FOR_FACES_IN_PHOTOS = (PHOTO,)      # draws the background in whole-photo mode, not the faces
 
 # The model card's limits, on the page in two sentences.
@@ -83,19 +85,39 @@ def photo_default() -> str:
     return AUTO
 
 
-def resolve(label: str, image, mode: str = "upscale", found=None) -> tuple[str, str]:
+def resolve(label: str, image, mode: str = "upscale", found=None, out_pixels: int = 0) -> tuple[str, str]:
     """(the choice to run, a note for the page): Auto becomes the choice that `arasfsr.damage.choose`
-    makes for this input (JPEG quality from its tables, or from its pixels), with its reason. `image`:
-    the input as `demo.images.load_image` read it (or its path); `found`: its damage, when known."""
+    makes for this input (JPEG quality from its tables, or from its pixels), with its reason; where
+    that is ARASFSR and the output has more than `limits.FAST_ABOVE_PIXELS` (face mode), its
+    distilled student draws it instead. `image`: the input as `demo.images.load_image` read it (or
+    its path); `found`: its damage, when known; `out_pixels`: the output's pixels (0: unknown)."""
     if label != AUTO:
         return label, ""
     from arasfsr import damage
+
+    from . import limits
     name, found = damage.choose(image, mode=mode, found=found)
     chosen = next((k for k, v in SHORT.items() if v == name), DEFAULT_MODEL)
     note = damage.describe(name, found)
     if not available_models().get(chosen, False):
         chosen, note = DEFAULT_MODEL, note + f" ({chosen} is not installed here: {DEFAULT_MODEL} instead)"
+    if chosen == DEFAULT_MODEL and out_pixels > limits.FAST_ABOVE_PIXELS and available_models()[FAST]:
+        chosen, note = FAST, (note + f"; the output is larger than {limits.pixels_text(limits.FAST_ABOVE_PIXELS)}, so "
+                              f"its distilled student draws it, about 5x faster ('{FULL_BUTTON}' runs "
+                              f"{DEFAULT_MODEL} itself)")
     return chosen, f"Auto chose {chosen}: {note}"
+
+
+FULL_BUTTON = "Full model"   # the Face tab's button that renders with ARASFSR itself
+
+
+def preview_choice(chosen: str, out_pixels: int) -> str | None:
+    """The model that draws a preview before `chosen` runs: the distilled student, where ARASFSR
+    draws an output over `limits.PREVIEW_ABOVE_PIXELS` and the student is installed."""
+    from . import limits
+    if chosen == DEFAULT_MODEL and out_pixels > limits.PREVIEW_ABOVE_PIXELS and available_models()[FAST]:
+        return FAST
+    return None
 
 
 def get_model(label: str):

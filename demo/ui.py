@@ -14,7 +14,7 @@ from arasfsr import restore
 from . import footage, jobs, limits, models, sizes
 from .errors import InputError, Stopped
 from .examples import prepare_examples
-from .face import upscale_face
+from .face import preview_model, upscale_face
 from .images import probe_image
 from .photo import enhance_photo
 from .robustness import robustness
@@ -81,15 +81,34 @@ def _tracker(progress: gr.Progress | None, request: gr.Request | None) -> jobs.T
 # ----------------------------------------------------------------------------- event functions
 def run_upscale(image, scale=4.0, model=models.FACE_DEFAULT, resize_by="scale", width=256, height=256,
                 sample=False, seed=0, request: gr.Request = None, progress=gr.Progress()):
-    """Super-resolve a face. Returns (result PNG, bicubic PNG, (bicubic, result) for the slider,
-    the download, a summary, the zoom view) and the zoom state."""
+    """Super-resolve a face. Yields (result PNG, bicubic PNG, (bicubic, result) for the slider,
+    the download, a summary, the zoom view, the zoom state): first the distilled student's preview
+    where ARASFSR draws a large output (`face.preview_model`), then the result."""
     with refusals():
-        result = upscale_face(image, scale, model, resize_by, width, height, sample, seed,
-                              progress=_tracker(progress, request))
-        zoom = zoom_view(result.bicubic_path, result.result_path, labels=("Bicubic", model))
+        tracker = _tracker(progress, request)
+        preview = preview_model(image, scale, model, resize_by, width, height)
+        if preview:
+            early = upscale_face(image, scale, preview, resize_by, width, height, sample, seed, progress=tracker)
+            note = (f"**Preview** by {preview} ({early.seconds:.1f} s); {models.DEFAULT_MODEL} is drawing the full "
+                    f"result (outputs larger than {limits.pixels_text(limits.PREVIEW_ABOVE_PIXELS)} get a preview).")
+            yield _face_outputs(early, preview, note)
+        result = upscale_face(image, scale, model, resize_by, width, height, sample, seed, progress=tracker)
+        outputs = _face_outputs(result, model, result.info)
+    yield outputs
+
+
+def run_full(image, scale=4.0, model=models.FACE_DEFAULT, resize_by="scale", width=256, height=256,
+             sample=False, seed=0, request: gr.Request = None, progress=gr.Progress()):
+    """The Full model button: the same request drawn by ARASFSR itself, whatever the Model box says."""
+    yield from run_upscale(image, scale, models.DEFAULT_MODEL, resize_by, width, height, sample, seed, request,
+                           progress)
+
+
+def _face_outputs(result, model: str, info: str) -> tuple:
+    zoom = zoom_view(result.bicubic_path, result.result_path, labels=("Bicubic", model))
     result_path, bicubic_path = str(result.result_path), str(result.bicubic_path)
     state = {"bicubic": bicubic_path, "result": result_path, "model": model, "size": (result.width, result.height)}
-    return result_path, bicubic_path, (bicubic_path, result_path), result_path, result.info, zoom, state
+    return result_path, bicubic_path, (bicubic_path, result_path), result_path, info, zoom, state
 
 
 def example_upscale(image, scale):
@@ -220,7 +239,14 @@ def _face_tab(examples) -> None:
                 seed = unchecked(gr.Number(0, label="Seed", precision=None, elem_id="seed"))
             with gr.Row():
                 run = gr.Button("Upscale", variant="primary", elem_id="run")
+                full = gr.Button(models.FULL_BUTTON, elem_id="run-full", min_width=100)
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
+            if models.available_models()[models.FAST]:
+                gr.Markdown(f"Large outputs: larger than {limits.pixels_text(limits.FAST_ABOVE_PIXELS)}, Auto draws clean "
+                            f"faces with {models.FAST}, about 5x faster; larger than "
+                            f"{limits.pixels_text(limits.PREVIEW_ABOVE_PIXELS)}, a face that "
+                            f"{models.DEFAULT_MODEL} draws shows that preview first. '{models.FULL_BUTTON}' always "
+                            f"renders with {models.DEFAULT_MODEL} itself.", elem_id="fast-note")
         with gr.Column(scale=3, min_width=300):
             compare = gr.ImageSlider(label="Bicubic | model (drag the handle)", type="filepath",
                                      format="png", max_height=420, elem_id="compare")
@@ -249,7 +275,11 @@ def _face_tab(examples) -> None:
                       api_name="upscale", api_description="Super-resolve a face by a scale or to a size.",
                       scroll_to_output=True, **HEAVY)
     event.success(None, js=SCROLL_TO.format("compare"))
-    stop_button.click(stop, None, None, cancels=[event], **PRIVATE)
+    full_event = full.click(run_full, [face_in, scale, model, resize_by, width, height, sample, seed],
+                            [result_out, bicubic_out, compare, download, info, zoom, zoom_state],
+                            api_name="upscale_full", api_description="The same request, drawn by ARASFSR itself.",
+                            scroll_to_output=True, **HEAVY)
+    stop_button.click(stop, None, None, cancels=[event, full_event], **PRIVATE)
     result_out.select(move_zoom, zoom_state, zoom, **PRIVATE)
 
 

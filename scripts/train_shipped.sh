@@ -15,7 +15,12 @@
 # Release 0.5 adds `arasfsr-heavy`: the 0.4 real-photo file continued on the heavy degradation (JPEG
 # 25-70 on a shifted block grid, blur, noise), picked on the OOD val faces at JPEG q40.
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6,
+# Release 0.7 adds `arasfsr-fast` (issue 21): a student distilled from the shipped `arasfsr` file
+# (its encoder and LFE copied and frozen; the small decoder learns the teacher's output at random
+# coordinates and scales) for FAST_STEPS steps at 4e-4, with the photometric and geometric
+# augmentation at 0.3, picked on the OOD val faces.
+#
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -51,6 +56,10 @@ run() {
     extra=(--init-from runs/release-0.3/arasfsr_small.safetensors --photometric 0.8 --geometric 0.5 --select-data data/ood
            --val-every 250)
     [ "$name" = arasfsr-mixed ] && extra+=(--degradation mixed)
+  elif [ "$name" = arasfsr-fast ]; then  # release 0.7: the render-fast student of the shipped ARASFSR file
+    model=arasfsr-fast steps=${FAST_STEPS:-9000} lr=4e-4 warmup=100
+    extra=(--teacher weights/arasfsr_small.safetensors --photometric 0.3 --geometric 0.3 --select-data data/ood
+           --val-every 500 --recipe "distil-${FAST_STEPS:-9000}")
   elif [ "$name" = arasfsr-heavy ]; then  # release 0.5: the weights for badly compressed inputs
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
     extra=(--init-from runs/release-0.4/arasfsr-real_small.safetensors --degradation heavy --photometric 0.8

@@ -113,7 +113,7 @@ def test_collate_crops_native_patches_when_asked(photo):
     assert np.abs(resized - patch).max() > 20
 
 
-@pytest.mark.parametrize("family", ["lte", "liif", "arasfsr"])
+@pytest.mark.parametrize("family", ["lte", "liif", "arasfsr", "arasfsr-fast"])
 def test_tiled_rendering_matches_rendering_the_whole_input(family):
     torch.manual_seed(0)
     model = arasfsr.create_model(family, preset="tiny").eval()

@@ -45,7 +45,7 @@ def _face(side: int, seed: int = 0) -> Image.Image:
     return small.resize((side, side + 3), Image.BICUBIC)
 
 
-@pytest.mark.parametrize("name", ["arasfsr", "lte", "liif"])
+@pytest.mark.parametrize("name", ["arasfsr", "arasfsr-fast", "lte", "liif"])
 def test_onnx_renders_what_torch_renders(exported, name):
     import torch
     torch.set_num_threads(1)

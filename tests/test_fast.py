@@ -1,0 +1,207 @@
+"""arasfsr-fast (issue 21): the per-LR-pixel network decoder, distillation, the shipped student, the demo's use."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import arasfsr
+from arasfsr.coords import make_coord
+from arasfsr.model import ModelConfig, create_model
+from arasfsr.train import TrainConfig, Trainer
+from arasfsr.weights import default_weights_path, family_of, read_metadata, save_model
+
+FAST_FILE = default_weights_path("arasfsr-fast")
+
+
+def _queries(n=300, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coord = torch.rand(2, n, 2, generator=g) * 2 - 1
+    cell = torch.full((2, n, 2), 2 / 70.0)
+    return coord, cell
+
+
+@pytest.mark.parametrize("use_gcm", [True, False])
+def test_pixel_network_fast_path_equals_reference(use_gcm):
+    torch.manual_seed(0)
+    model = create_model("arasfsr-fast", preset="tiny", use_gcm=use_gcm).eval()
+    assert model.decoder.pixel_net is not None and model.decoder.layers[0].in_features == (6 if use_gcm else 4)
+    features = model.encode(torch.rand(2, 3, 14, 17))
+    coord, cell = _queries()
+    with torch.no_grad():
+        fast = model.query(features, coord, cell, fast=True)
+        reference = model.query(features, coord, cell, fast=False)
+    trained_path = model.query(features, coord, cell, fast=True)  # the autograd path, as training runs it
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(trained_path.detach(), reference, atol=1e-5, rtol=0)
+
+
+def test_family_and_old_configs():
+    fast = create_model("arasfsr-fast").config.to_dict()
+    assert family_of(fast) == "arasfsr-fast" and fast["projection_hidden"] > 0
+    plain = create_model("arasfsr").config.to_dict()
+    assert family_of(plain) == "arasfsr"
+    old = {k: v for k, v in plain.items() if k != "projection_hidden"}  # files written before the field
+    assert family_of(old) == "arasfsr" and ModelConfig.from_dict(old).projection_hidden == 0
+    with pytest.raises(ValueError, match="LTE has no projection_hidden"):
+        ModelConfig(name="lte", use_lfe=False, use_gcm=False, projection_hidden=8)
+
+
+def test_old_weight_files_still_load():
+    model = arasfsr.load_model("arasfsr")
+    assert model.config.projection_hidden == 0 and model.decoder.pixel_net is None
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(10):
+        y, x = np.mgrid[0:64, 0:64] / 64
+        f = rng.uniform(1, 6, 3)
+        img = np.stack([np.sin(f[c] * (x + c * y) * 3) for c in range(3)], -1) * 0.4 + 0.5
+        split = "val" if i >= 8 else "train"
+        name = f"{split}/face{i:02d}.png"
+        (root / split).mkdir(exist_ok=True)
+        Image.fromarray((img * 255).astype(np.uint8)).save(root / name)
+        files.append({"name": name, "identity": f"id{i}", "size": 64, "split": split})
+    (root / "manifest.json").write_text(json.dumps({"files": files}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
+    save_model(create_model("arasfsr", preset="tiny"), path, training={"steps": 7, "recipe": "t"})
+    return path
+
+
+def _distil(faces, teacher, out, steps):
+    cfg = TrainConfig(model="arasfsr-fast", preset="tiny", data=str(faces), out=str(out), steps=steps,
+                      batch_size=4, num_queries=256, val_every=steps, ckpt_every=steps, input_sizes=(12, 24),
+                      threads=1, teacher=str(teacher), warmup_steps=5, learning_rate=2e-3)
+    return Trainer(cfg, progress=False)
+
+
+def _gap(student, teacher_model, seed=9):
+    """Mean |student - teacher| on fixed random inputs and queries."""
+    g = torch.Generator().manual_seed(seed)
+    lr = torch.rand(2, 3, 16, 16, generator=g)
+    coord, cell = _queries(500, seed)
+    with torch.no_grad():
+        return (student(lr, coord, cell) - teacher_model(lr, coord, cell)).abs().mean().item()
+
+
+def test_distillation_learns_the_teacher_and_keeps_its_encoder(faces, teacher, tmp_path):
+    trainer = _distil(faces, teacher, tmp_path / "run", steps=60)
+    teacher_model = trainer.teacher
+    before = _gap(trainer.model.eval(), teacher_model)
+    decoder_before = {k: v.clone() for k, v in trainer.model.decoder.state_dict().items()}
+    path = trainer.run()
+    student = arasfsr.load_model(path)
+    after = _gap(student, teacher_model)
+    assert after < 0.5 * before, (before, after)  # it learned the teacher's output
+    for part in ("encoder", "lfe"):  # frozen: still the teacher's, bit for bit
+        mine, theirs = getattr(student, part).state_dict(), getattr(teacher_model, part).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert any(not torch.equal(v, student.decoder.state_dict()[k]) for k, v in decoder_before.items())
+    info = read_metadata(path)["training"]
+    assert info["teacher"] == {"file": "teacher.safetensors", "steps": 7, "total_steps": 7, "recipe": "t"}
+    assert family_of(read_metadata(path)["config"]) == "arasfsr-fast"
+
+
+def test_distillation_resumes(faces, teacher, tmp_path):
+    _distil(faces, teacher, tmp_path / "run", steps=4).run()
+    cfg = _distil(faces, teacher, tmp_path / "other", steps=4).cfg
+    cfg.out, cfg.steps = str(tmp_path / "run"), 6
+    trainer = Trainer(cfg, progress=False, resume=True)
+    assert trainer.step_index == 4
+    assert all(not p.requires_grad for p in trainer.model.encoder.parameters())
+    trainer.run()
+    assert read_metadata(tmp_path / "run" / "arasfsr-fast_tiny.safetensors")["training"]["steps"] == 6
+
+
+def test_a_teacher_with_another_encoder_is_refused(faces, tmp_path):
+    other = tmp_path / "small.safetensors"
+    save_model(create_model("arasfsr", preset="small"), other)
+    with pytest.raises(ValueError, match="its encoder must be the student's.*encoder_channels 32 vs 16"):
+        _distil(faces, other, tmp_path / "run", steps=2)
+    lte = tmp_path / "lte.safetensors"
+    save_model(create_model("lte", preset="tiny"), lte)
+    with pytest.raises(ValueError, match="lte teacher"):
+        _distil(faces, lte, tmp_path / "run2", steps=2)
+
+
+# ---- the shipped student ------------------------------------------------------------------------
+needs_fast = pytest.mark.skipif(not FAST_FILE.exists(), reason="arasfsr-fast weights not shipped")
+
+
+@needs_fast
+def test_shipped_student_is_smaller_and_keeps_the_default_encoder():
+    from torch.utils.flop_counter import FlopCounterMode
+    fast, default = arasfsr.load_model("arasfsr-fast"), arasfsr.load_model("arasfsr")
+    for part in ("encoder", "lfe"):
+        theirs = getattr(default, part).state_dict()
+        assert all(torch.equal(getattr(fast, part).state_dict()[k], theirs[k]) for k in theirs)
+    features = {name: m.encode(torch.rand(1, 3, 16, 16)) for name, m in (("fast", fast), ("default", default))}
+    coord = make_coord((64, 64)).view(1, -1, 2)
+    cell = torch.full_like(coord, 2 / 64)
+    counts = {}
+    for name, m in (("fast", fast), ("default", default)):
+        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+            m.query(features[name], coord, cell)
+        counts[name] = counter.get_total_flops()
+    assert counts["fast"] * 10 < counts["default"]  # the per-query network is over 10x cheaper
+    info = read_metadata(FAST_FILE)["training"]
+    assert info["teacher"]["file"] == "arasfsr_small.safetensors" and info["recipe"].startswith("distil-")
+
+
+@needs_fast
+def test_shipped_student_stays_close_to_the_default_on_a_face():
+    """On a held-out-like face (the demo's public-domain portrait), x4: within 0.5 dB of ARASFSR and
+    above bicubic (bench_fast.py measures the test splits)."""
+    from arasfsr.metrics import psnr_y
+    from demo.examples import prepare_examples
+    hr = Image.open(prepare_examples()["grace_hopper_64"]).convert("RGB").resize((128, 128), Image.BICUBIC)
+    lr = hr.resize((32, 32), Image.BICUBIC)
+    scores = {name: psnr_y(arasfsr.upscale(name if name == "bicubic" else arasfsr.load_model(name), lr,
+                                           size=(128, 128)), hr) for name in ("bicubic", "arasfsr", "arasfsr-fast")}
+    assert scores["arasfsr-fast"] > scores["bicubic"] + 0.5, scores
+    assert scores["arasfsr-fast"] > scores["arasfsr"] - 0.5, scores
+
+
+# ---- the demo -----------------------------------------------------------------------------------
+@needs_fast
+def test_auto_draws_large_clean_outputs_with_the_student_and_previews_mid_sizes(tmp_path):
+    from demo import limits, models
+    face = tmp_path / "face.png"
+    Image.fromarray((np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)).save(face)
+    small, _ = models.resolve(models.AUTO, face, out_pixels=256 * 256)
+    large, note = models.resolve(models.AUTO, face, out_pixels=limits.FAST_ABOVE_PIXELS + 1)
+    assert (small, large) == (models.DEFAULT_MODEL, models.FAST)
+    assert models.FULL_BUTTON in note and limits.pixels_text(limits.FAST_ABOVE_PIXELS) in note
+    assert models.resolve("ARASFSR", face, out_pixels=limits.FAST_ABOVE_PIXELS + 1)[0] == "ARASFSR"  # asked for
+    assert models.preview_choice(models.DEFAULT_MODEL, limits.PREVIEW_ABOVE_PIXELS + 1) == models.FAST
+    assert models.preview_choice(models.DEFAULT_MODEL, limits.PREVIEW_ABOVE_PIXELS) is None
+    assert models.preview_choice(models.FAST, limits.FAST_ABOVE_PIXELS + 1) is None
+
+
+@needs_fast
+def test_face_tab_yields_a_preview_then_the_full_result(tmp_path):
+    from demo import models, ui
+    face = tmp_path / "face.png"
+    Image.fromarray((np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8)).save(face)
+    runs = list(ui.run_upscale(str(face), 12.0, "ARASFSR", progress=None))  # 576 x 576: over the preview size
+    assert len(runs) == 2
+    assert runs[0][4].startswith("**Preview** by " + models.FAST) and runs[0][6]["model"] == models.FAST
+    assert runs[1][6]["model"] == "ARASFSR" and "**ARASFSR**" in runs[1][4]
+    preview, final = Image.open(runs[0][0]), Image.open(runs[1][0])
+    assert preview.size == final.size == (576, 576)
+    assert not np.array_equal(np.asarray(preview), np.asarray(final))  # two models drew them
+    small = list(ui.run_upscale(str(face), 4.0, "ARASFSR", progress=None))
+    assert len(small) == 1  # 192 x 192: no preview
+    full = list(ui.run_full(str(face), 4.0, models.AUTO, progress=None))
+    assert full[-1][6]["model"] == "ARASFSR"
