@@ -17,6 +17,16 @@ takes the nearest latent; the four predictions are blended with area weights (se
   rank-4 update [rel, rel_cell] remains. The sine stream runs once per query, and the four
   corners go through each layer as one matrix product.
 
+`arasfsr-fast` (issue 21) moves the decoder's capacity from the query to the LR pixel, as LMF
+(latent modulated functions, CVPR 2024) does: a per-pixel network (`pixel_net`: a 3x3 conv of the
+latent to `projection_hidden` channels, ReLU, a 1x1 conv to the hidden width) replaces the first
+layer's unfolded-latent product and runs once per LR pixel inside `project`; per query and corner
+only a narrow MLP remains (48 wide, 3 layers, GCM's sine stream as wide), 10x fewer FLOPs than the
+default decoder's. The fast path is the same code (the first Linear then reads only
+[rel, x_t, rel_cell]). It is trained by distillation (`train --teacher`): the encoder and LFE are the
+default model's, copied and frozen, and the student learns the teacher's output at random
+coordinates and scales of the training faces, so it needs no more faces than the encoder saw.
+
 Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
 (scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,
 global = local * scale + offset; the local ensemble reads the tile in its own frame, and GCM's
@@ -220,7 +230,8 @@ def to_rows(latent: torch.Tensor) -> torch.Tensor:
 class LocalImplicitDecoder(nn.Module):
     """LIIF / ARASFSR decoder.
 
-    Input per corner: [z_t (9C), rel (2), x_t (2, with GCM), rel_cell (2)].
+    Input per corner: [z_t (9C), rel (2), x_t (2, with GCM), rel_cell (2)]; with `projection_hidden`
+    > 0, [rel, x_t, rel_cell] plus `pixel_net(latent)` at the corner's LR pixel (arasfsr-fast).
     Without GCM: a ReLU MLP (LIIF). With GCM: hidden layer i takes [h_{i-1}; m_{i-1}] where
     m_i = h_i * g_i gates the ReLU stream with the sine stream g_i.
     """

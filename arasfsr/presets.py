@@ -26,7 +26,7 @@ FAMILIES = {
     # the render-fast student (issue 21): the small encoder and LFE of `arasfsr`, frozen, and a decoder
     # with a per-LR-pixel network in front of a narrow per-query MLP, distilled from `arasfsr`
     "arasfsr-fast": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
-                         hidden_dim=32, hidden_layers=3, projection_hidden=128),
+                         hidden_dim=48, hidden_layers=3, projection_hidden=128),
     "liif": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=False),
     "lte": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True),
 }

@@ -249,7 +249,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
             background=None, background_flat: float | None = BACKGROUND_FLAT,
             bicubic: tuple[np.ndarray, np.ndarray | None, str] | None = None,
-            ensemble: bool = True) -> tuple[Image.Image, list[FaceReport]]:
+            ensemble: bool = True, judge=None) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
@@ -279,6 +279,9 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             the out-of-distribution val photos at x4 this gained +0.09 / +0.06 / +0.02 dB on the
             faces (lossless / JPEG q75 / q40) and raised the worst face at each level, for twice
             the face rendering time (the background is rendered once). False: one pass.
+        judge: the sharpness rule, `judge(face, sharp, soft) -> bool` (keep the model's face), given
+            the detector's `Face` and the Laplacian variances of the result and of bicubic on its
+            box; None: sharp >= soft, face by face (`video.TrackRule` decides per track instead).
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -327,7 +330,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         device = inference.resolve_device(device)
         with _on(model, device):
             layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress,
-                                   total + drawn, ensemble)
+                                   total + drawn, ensemble, judge)
     if background is not None:  # after the faces, which the sharpness rule judges against bicubic
         device = inference.resolve_device(device)
         lr = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).to(device)
@@ -357,7 +360,7 @@ class _on:
 
 
 def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total,
-                  ensemble: bool = False) -> list:
+                  ensemble: bool = False, judge=None) -> list:
     """Render every planned face; returns the (box, face, weight) layers that pass the sharpness rule.
 
     `reports` is updated in place for faces that stay bicubic after all.
@@ -380,7 +383,7 @@ def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size
         fy0, fx0, fy1, fx1 = _face_box_in(reports[k].box, factor, box)
         sharp = laplacian_variance(blended[fy0:fy1, fx0:fx1])
         soft = laplacian_variance(background[fy0:fy1, fx0:fx1])
-        if sharp < soft:
+        if not (judge(plan.face, sharp, soft) if judge is not None else sharp >= soft):
             reports[k] = _kept(reports[k], f"softer than bicubic: Laplacian variance {sharp:.1f} < {soft:.1f}")
             continue
         layers.append((box, face, weight))

@@ -57,6 +57,8 @@ ALPHA, BETA = 0.4, 0.05      # alpha-beta filter gains (position, velocity) for 
                              # landmark error falls to 0.31x, its size to 0.55x (tests/test_video.py)
 OUTPUT_MATRIX = 1            # outputs are BT.709, tagged as such (what players assume for HD)
 TEMPORAL_WEIGHT = 0.35       # `TemporalFilter`: this frame's share of the faces' detail (1: off)
+RULE_MEMORY = 0.8            # `TrackRule`: the running mean's weight on the frames before
+RULE_MARGIN = 0.05           # `TrackRule`: a track changes its decision when that mean passes +-5 % (log ratio)
 DEFAULT_CRF = VIDEO_CRF      # x264 constant rate factor: visually close to lossless
 OUTPUT_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # audio codecs the MP4 / MOV muxers take as they are; anything else is re-encoded to AAC
@@ -243,6 +245,12 @@ class FaceTracker:
     max_misses: int = MAX_MISSES
     tracks: list[Track] = field(default_factory=list)
     _next: int = 1
+    _returned: dict[int, tuple[Face, int]] = field(default_factory=dict)   # id(face) -> (face, track) of the last call
+
+    def track_of(self, face: Face) -> int | None:
+        """The track ident of a face this tracker returned on its last call (None for any other face)."""
+        entry = self._returned.get(id(face))
+        return entry[1] if entry is not None and entry[0] is face else None
 
     def __call__(self, rgb8: np.ndarray) -> list[Face]:
         if self.find is None:
@@ -279,7 +287,43 @@ class FaceTracker:
                 alive.append(Track(self._next, vector.copy(), np.zeros_like(vector), float(found[j].score)))
                 self._next += 1
         self.tracks = alive
-        return [t.face() for t in sorted(alive, key=lambda t: -t.score)]
+        returned = [(t.face(), t.ident) for t in sorted(alive, key=lambda t: -t.score)]
+        self._returned = {id(face): (face, ident) for face, ident in returned}
+        return [face for face, _ in returned]
+
+
+@dataclass
+class TrackRule:
+    """`restore`'s sharpness rule per track, not per frame (its `judge`).
+
+    On a photo a face whose result is softer than bicubic (Laplacian variance on its box) stays
+    bicubic. Frame by frame, a face near the line flips between the two, which shows as flicker (at
+    crf 32, 6 of 96 face frames of results/video.md's clip were kept bicubic, scattered). Here each
+    track keeps a running mean of log(sharp / soft) (`memory` on the frames before) and changes its
+    decision only when that mean passes the other side of +-`margin`; a new track starts with its
+    first frame's rule. So a face is drawn by one method for as long as it is clearly on one side.
+    """
+    tracker: FaceTracker
+    memory: float = RULE_MEMORY
+    margin: float = RULE_MARGIN
+    _state: dict[int, tuple[float, bool]] = field(default_factory=dict)   # track -> (running mean, keep)
+
+    def __call__(self, face: Face, sharp: float, soft: float) -> bool:
+        import math
+        ratio = math.log(max(sharp, 1e-12) / max(soft, 1e-12))
+        ident = self.tracker.track_of(face)
+        if ident is None:  # not one of the tracker's faces: the per-frame rule
+            return sharp >= soft
+        live = {t.ident for t in self.tracker.tracks}
+        self._state = {k: v for k, v in self._state.items() if k in live}
+        if ident not in self._state:
+            self._state[ident] = (ratio, ratio >= 0)
+            return ratio >= 0
+        mean, keep = self._state[ident]
+        mean = self.memory * mean + (1 - self.memory) * ratio
+        keep = mean > -self.margin if keep else mean > self.margin
+        self._state[ident] = (mean, keep)
+        return keep
 
 
 # ----------------------------------------------------------------------------- temporal filter
@@ -424,8 +468,9 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
                   max_faces: int = MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
-                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = False, overwrite: bool = False,
-                  progress: FrameProgress | None = None, info: VideoInfo | None = None) -> VideoReport:
+                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = False, per_track_rule: bool = True,
+                  overwrite: bool = False, progress: FrameProgress | None = None,
+                  info: VideoInfo | None = None) -> VideoReport:
     """Upscale every frame of `source` into `target` (H.264), faces by `model`, the rest by `background`.
 
     Args:
@@ -439,6 +484,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
             frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
             the faces' colours, not only the model's detail over bicubic (default): steadier on rigid motion,
             but it lags behind a face whose appearance changes (results/video.md).
+        per_track_rule: the sharpness rule decides per track (`TrackRule`), not per frame.
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
         info: `probe(source)` when the caller has it already.
@@ -456,6 +502,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     out_h, out_w = output_size(info, scale, size)
     tracker = FaceTracker() if tracker is None else tracker
     steady = TemporalFilter(temporal, colour=temporal_colour)
+    judge = TrackRule(tracker) if per_track_rule else None
     form = OUTPUT_SUFFIXES[target.suffix.lower()]
     handle, partial = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
     os.close(handle)
@@ -496,7 +543,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                     bicubic = _restore.bicubic_background(Image.fromarray(image), (out_h, out_w))
                     result, faces = _restore.restore(model, image, size=(out_h, out_w), detector=tracker,
                                                      max_faces=max_faces, device=device, chunk_size=chunk_size,
-                                                     background=background, ensemble=ensemble, bicubic=bicubic)
+                                                     background=background, ensemble=ensemble, bicubic=bicubic,
+                                                     judge=judge)
                     _count(report, faces)
                     tracks.update(t.ident for t in tracker.tracks)
                     rgb = np.asarray(result.convert("RGB"))

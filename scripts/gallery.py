@@ -1,6 +1,7 @@
 """The README's gallery: public-domain portraits at x4, from clean and JPEG inputs, at true pixel size.
 
     python scripts/gallery.py            # writes docs/gallery/*.png
+    python scripts/gallery.py --fast     # only docs/gallery/fast_x4_x8.png: ARASFSR beside arasfsr-fast
 
 Faces: Grace Hopper (US Navy photograph, matplotlib's sample data) and Eileen Collins (NASA
 photograph, scikit-image's data), both public domain, read from the installed packages and aligned
@@ -43,10 +44,42 @@ def aligned_face(module: str, member: str) -> Image.Image:
 INPUTS = (("clean", None), ("JPEG q75", 75), ("JPEG q40", 40))
 
 
+def fast_sheet(out: Path) -> Path:
+    """Both portraits from clean 32 px (x4) and 16 px (x8) inputs: original, bicubic, ARASFSR and its
+    distilled student arasfsr-fast, with each one's Y-PSNR."""
+    models = {name: load_model(name, device="cpu") for name in ("arasfsr", "arasfsr-fast")}
+    rows = []
+    for key, (module, member, caption) in PORTRAITS.items():
+        hr = aligned_face(module, member)
+        for side in (32, 16):
+            lr = bicubic_resize(hr, (side, side))
+            tiles = [(hr, f"{caption.split(' (')[0]}"), (upscale("bicubic", lr, size=(128, 128)), "bicubic")]
+            tiles += [(upscale(m, lr, size=(128, 128)), name) for name, m in models.items()]
+            rows.append([(tile, text if k == 0 else f"{text} {psnr_y(tile, hr):.2f}") for k, (tile, text) in
+                         enumerate(tiles)])
+            rows[-1][0] = (hr, f"x{128 // side} from {side} px")
+            print(f"{key} x{128 // side}: " + ", ".join(text for _, text in rows[-1][1:]))
+    sheet = Image.new("RGB", (4 * 132, len(rows) * 146 + 16), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), "original, bicubic, arasfsr, arasfsr-fast (Y-PSNR dB); clean inputs", fill="black")
+    for r, row in enumerate(rows):
+        for c, (tile, text) in enumerate(row):
+            x, y = c * 132 + 2, r * 146 + 16
+            sheet.paste(tile, (x, y))
+            draw.text((x, y + 129), text, fill="black")
+    path = out / "fast_x4_x8.png"
+    sheet.save(path, optimize=True)
+    print(f"wrote {path}")
+    return path
+
+
 def main() -> int:
     torch.set_num_threads(1)
     out = REPO / "docs" / "gallery"
     out.mkdir(parents=True, exist_ok=True)
+    if "--fast" in sys.argv[1:]:
+        fast_sheet(out)
+        return 0
     models = {}
     for key, (module, member, caption) in PORTRAITS.items():
         hr = aligned_face(module, member)

@@ -180,6 +180,45 @@ def test_per_frame_settings_are_plain_detection():
     assert got[2] == []
 
 
+def test_the_sharpness_rule_decides_per_track_and_does_not_flicker():
+    """A face whose result is on average sharper than bicubic but near the line: the per-frame rule
+    flips between model and bicubic, the track's rule keeps the model; a face clearly softer than
+    bicubic from some frame on changes once."""
+    rng = np.random.default_rng(0)
+    feed = iter([[known_face(20, 10, 60), known_face(20, 150, 60)]] * 80)
+    tracker = video.FaceTracker(find=lambda rgb: next(feed))
+    rule = video.TrackRule(tracker)
+    near, drops = [], []
+    for t in range(80):
+        near_face, dropping_face = sorted(tracker(np.zeros((8, 8, 3), np.uint8)), key=lambda f: f.box[0])
+        soft = 100.0
+        near_sharp = soft * np.exp(0.04 + rng.normal(0, 0.05))  # 4 % sharper on average, 5 % noise
+        dropping_sharp = soft * (1.2 if t < 40 else 0.7) * np.exp(rng.normal(0, 0.05))
+        near.append((near_sharp >= soft, rule(near_face, near_sharp, soft)))
+        drops.append(rule(dropping_face, dropping_sharp, soft))
+    per_frame, per_track = np.array(near).T
+    assert np.sum(per_frame[1:] != per_frame[:-1]) >= 10  # the per-frame rule flickers
+    assert per_track.all()
+    assert all(drops[:40]) and not any(drops[45:]) and np.sum(np.diff(np.array(drops, int)) != 0) == 1
+    other = known_face(20, 10, 60)  # a face the tracker did not return: the plain rule
+    assert rule(other, 99.0, 100.0) is False and rule(other, 101.0, 100.0) is True
+
+
+def test_restore_asks_the_judge_about_each_face(model, tmp_path):  # noqa: F811
+    frame = background(120, 200)
+    frame[20:84, 40:104] = aligned_face(64)
+    found = [known_face(20, 40, 64)]
+    asked = []
+
+    def refuse(face, sharp, soft):
+        asked.append((face, sharp, soft))
+        return False
+    _, reports = restore_module.restore(model, frame, scale=2, detector=lambda rgb: found, judge=refuse,
+                                        ensemble=False)
+    assert [f for f, *_ in asked] == found[:len(asked)] and asked
+    assert all(r.status != restore_module.ENHANCED for r in reports)
+
+
 def texture(shift: int, size: int = 96, seed: int = 0) -> np.ndarray:
     """A smooth random (size, size, 3) float image, moved right by `shift` px."""
     import cv2
