@@ -276,7 +276,9 @@ class Trainer:
     def _teacher(self, path: str):
         """Distillation: the teacher (frozen, eval mode) and its facts. The student takes the
         teacher's encoder and LFE as they are and keeps them frozen, so both read the same latent
-        grid and only the decoder learns (no more faces are needed than the encoder saw)."""
+        grid and only the decoder learns (no more faces are needed than the encoder saw). Any
+        family may teach a LIIF-style student (arasfsr-fast from arasfsr, natural-fast from the
+        LTE `natural`) whose encoder and LFE settings are the teacher's."""
         from .weights import load_model
         if self.distributed:
             raise ValueError("--teacher runs in one process (the decoder it trains is small); drop torchrun")
@@ -286,7 +288,7 @@ class Trainer:
         mine, theirs = self.model.config.to_dict(), teacher.config.to_dict()
         shared = [k for k in mine if k.startswith(("encoder", "rdn_", "lfe_", "use_lfe", "norm_"))]
         differ = [f"{k} {theirs[k]} vs {mine[k]}" for k in shared if mine[k] != theirs[k]]
-        if teacher.config.name != "arasfsr" or self.model.config.name != "arasfsr" or differ:
+        if self.model.config.name == "lte" or differ:
             raise ValueError(f"--teacher {path}: its encoder must be the student's ({teacher.config.name} teacher, "
                              f"{self.model.config.name} student" + (f"; {', '.join(differ)})" if differ else ")"))
         for part in ("encoder", "lfe"):

@@ -18,9 +18,10 @@
 # Release 0.7 adds `arasfsr-fast` (issue 21): a student distilled from the shipped `arasfsr` file
 # (its encoder and LFE copied and frozen; the small decoder learns the teacher's output at random
 # coordinates and scales) for FAST_STEPS steps at 4e-4, with the photometric and geometric
-# augmentation at 0.3, picked on the OOD val faces.
+# augmentation at 0.3, picked on the OOD val faces; and `natural-fast`, a LIIF-style student of the
+# natural-photo file (NATURAL_FAST_STEPS steps on its photographs, scales 1-8).
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast,
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast natural-fast,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -60,6 +61,11 @@ run() {
     model=arasfsr-fast steps=${FAST_STEPS:-9000} lr=4e-4 warmup=100
     extra=(--teacher weights/arasfsr_small.safetensors --photometric 0.3 --geometric 0.3 --select-data data/ood
            --val-every 500 --recipe "distil-${FAST_STEPS:-9000}")
+  elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
+    model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--teacher weights/natural_small.safetensors --crop --input-sizes 32,64 --val-input-size 64
+           --val-every 500 --recipe "distil-${NATURAL_FAST_STEPS:-6000}")
   elif [ "$name" = arasfsr-heavy ]; then  # release 0.5: the weights for badly compressed inputs
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
     extra=(--init-from runs/release-0.4/arasfsr-real_small.safetensors --degradation heavy --photometric 0.8

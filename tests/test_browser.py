@@ -95,6 +95,29 @@ def test_upload_scale_run_shows_the_output(page, tmp_path):
         save_screenshot(page, Path(os.environ["ARASFSR_SCREENSHOT"]))
 
 
+def test_a_large_output_shows_the_fast_preview_then_the_full_result(page):
+    import arasfsr
+    if not arasfsr.weights.default_weights_path("arasfsr-fast").is_file():
+        pytest.skip("arasfsr-fast weights not installed")
+    assert "Large outputs" in page.locator("#fast-note").inner_text()
+    page.set_input_files("#face-input input[type=file]", str(prepare_examples()["grace_hopper_64"]))
+    scale = page.locator("#scale input[type=number]")
+    scale.fill("9")
+    scale.press("Enter")
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 576 x 576')")
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#info').innerText.includes('Preview by')")  # the student first
+    page.wait_for_function("document.querySelector('#info').innerText.includes('576 x 576 px in')", timeout=120_000)
+    assert "Preview" not in page.locator("#info").inner_text()
+    page.wait_for_function(LOADED, arg="#result img")
+    assert page.evaluate("document.querySelector('#result img').naturalWidth") == 576
+    assert "ARASFSR x9" in page.locator("#info").inner_text()  # Auto chose ARASFSR for this clean face
+    page.click("#run-full")  # the full model, whatever the Model box says: again preview, then ARASFSR
+    page.wait_for_function("document.querySelector('#info').innerText.includes('Preview by')")
+    page.wait_for_function("document.querySelector('#info').innerText.includes('ARASFSR x9')", timeout=120_000)
+    assert page.locator(ERROR_TOAST).count() == 0
+
+
 def test_bad_upload_shows_the_error(page, tmp_path):
     fake = tmp_path / "holiday.png"
     fake.write_bytes(b"this is a text file, not a PNG")

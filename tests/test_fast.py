@@ -79,8 +79,8 @@ def teacher(tmp_path_factory):
     return path
 
 
-def _distil(faces, teacher, out, steps):
-    cfg = TrainConfig(model="arasfsr-fast", preset="tiny", data=str(faces), out=str(out), steps=steps,
+def _distil(faces, teacher, out, steps, model="arasfsr-fast"):
+    cfg = TrainConfig(model=model, preset="tiny", data=str(faces), out=str(out), steps=steps,
                       batch_size=4, num_queries=256, val_every=steps, ckpt_every=steps, input_sizes=(12, 24),
                       threads=1, teacher=str(teacher), warmup_steps=5, learning_rate=2e-3)
     return Trainer(cfg, progress=False)
@@ -133,6 +133,22 @@ def test_a_teacher_with_another_encoder_is_refused(faces, tmp_path):
     save_model(create_model("lte", preset="tiny"), lte)
     with pytest.raises(ValueError, match="lte teacher"):
         _distil(faces, lte, tmp_path / "run2", steps=2)
+
+
+def test_an_lte_teaches_a_liif_style_student(faces, tmp_path):
+    torch.manual_seed(4)
+    lte = tmp_path / "lte.safetensors"
+    save_model(create_model("lte", preset="tiny"), lte)
+    trainer = _distil(faces, lte, tmp_path / "run", steps=30, model="natural-fast")
+    assert trainer.model.config.name == "liif" and trainer.model.config.use_skip
+    before = _gap(trainer.model.eval(), trainer.teacher)
+    student = arasfsr.load_model(trainer.run())
+    assert _gap(student, trainer.teacher) < 0.7 * before
+    assert all(torch.equal(v, trainer.teacher.encoder.state_dict()[k]) for k, v in student.encoder.state_dict().items())
+    cfg = trainer.cfg
+    cfg.model, cfg.out = "lte", str(tmp_path / "run2")
+    with pytest.raises(ValueError, match="its encoder must be the student's"):
+        Trainer(cfg, progress=False)
 
 
 # ---- the shipped student ------------------------------------------------------------------------
