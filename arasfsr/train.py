@@ -8,6 +8,9 @@ Batch k is a pure function of (seed, rank, k), built in DataLoader workers or in
 with the same bytes, so a run killed at any point and resumed from its last checkpoint (written
 atomically, loaded with `weights_only=True`) continues exactly where it was.
 `torchrun --nproc_per_node N` runs data-parallel (DDP; NCCL on GPUs, gloo on CPUs).
+Distillation (`--teacher FILE`, e.g. arasfsr-fast): the student takes the teacher's encoder and LFE,
+frozen; each step encodes once with them, and the loss compares the student's output with the
+teacher's at the same random coordinates and scales instead of with the ground truth.
 
 Stability (see the model card): the global gradient norm is clipped, an exponential moving
 average (EMA) of the weights is kept and exported when it validates better, and a guard stops the

@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what draws everything but the faces in the native method: bicubic (before 0.5), "
                              "the shipped natural-photo model, or auto: per photo by its damage, as the CLI's "
                              "default (arasfsr.damage.choose_background)")
+    parser.add_argument("--background-weights", default="natural",
+                        help="the background model's shipped name or weight file (default natural)")
     parser.add_argument("--flat", type=float, default=restore.BACKGROUND_FLAT * 255,
                         help="with --background natural: input squares flatter than this many grey levels stay "
                              "bicubic (default: the package's; negative: the model draws every pixel)")
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
 
     models = {}
-    natural = None if args.background == "bicubic" else weights.load_model("natural").eval()
+    natural = None if args.background == "bicubic" else weights.load_model(args.background_weights).eval()
 
     def background_for(lr: Image.Image):
         """The background model for this LR: the one asked for, or per its damage with --background auto."""
