@@ -1,7 +1,8 @@
 """The Gradio page: `build_demo()` lays it out and wires it to the demo's modules.
 
-Public API endpoints (see the README): /upscale (face mode), /restore (whole photo),
-/video (a short clip), /robustness. The other events only update the page and are private.
+Public API endpoints (see the README): /upscale (face mode), /upscale_full (the same, drawn by
+ARASFSR itself), /restore (whole photo), /video (a short clip), /robustness. The other events only
+update the page and are private.
 """
 from __future__ import annotations
 
