@@ -153,9 +153,9 @@ def test_unknown_or_missing_model(tmp_path, monkeypatch):
         face.upscale_face(path, 2.0, model_label="GFPGAN")
     make_standins(tmp_path / "only_arasfsr", names=("arasfsr",))
     monkeypatch.setattr(models.weights, "WEIGHTS_DIR", tmp_path / "only_arasfsr")
-    assert models.available_models() == {models.AUTO: True, "ARASFSR": True, "LIIF": False, "LTE": False,
-                                         models.REAL_PHOTO: False, models.HEAVY: False, models.PHOTO: False,
-                                         "Bicubic": True}
+    assert models.available_models() == {models.AUTO: True, "ARASFSR": True, models.FAST: False, "LIIF": False,
+                                         "LTE": False, models.REAL_PHOTO: False, models.HEAVY: False,
+                                         models.PHOTO: False, "Bicubic": True}
     with pytest.raises(InputError, match="liif_small.safetensors is missing"):
         face.upscale_face(path, 2.0, model_label="LIIF")
     assert "not available" in models.model_card() and models.REAL_PHOTO not in models.model_card()
