@@ -77,6 +77,12 @@ def background(image=None, found=None) -> tuple[object, str]:
         name, reason = damage.choose_background(found)
         if name == "bicubic":
             return "bicubic", f"bicubic interpolation ({reason})"
+    fast = Path(weights.WEIGHTS_DIR) / weights.DEFAULT_WEIGHTS["natural-fast"]
+    if fast.is_file():  # its distilled student: 1.2x the bicubic background's time instead of 2.1x
+        with _models_lock:
+            if str(fast) not in _models:
+                _models[str(fast)] = weights.load_model(fast).eval()
+            return _models[str(fast)], "the natural-photo model's distilled student (natural-fast)"
     return get_model(PHOTO), f"the natural-photo model ({SHORT[PHOTO]}, LTE trained on photographs)"
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_shipped_names_load_and_list_models_names_them():
     assert arasfsr.list_models() == ["arasfsr", "liif", "lte", "arasfsr-no-lfe", "arasfsr-no-gcm", "arasfsr-real",
-                                    "arasfsr-heavy", "natural", "arasfsr-fast", "compare-arasfsr",
+                                    "arasfsr-heavy", "natural", "arasfsr-fast", "natural-fast", "compare-arasfsr",
                                     "compare-arasfsr-no-lfe", "compare-arasfsr-no-gcm", "compare-liif", "compare-lte"]
     real = arasfsr.load_model("arasfsr-real")
     assert real.config.name == "arasfsr" and real.training_info["degradation"] == "mixed"

@@ -221,3 +221,23 @@ def test_face_tab_yields_a_preview_then_the_full_result(tmp_path):
     assert len(small) == 1  # 192 x 192: no preview
     full = list(ui.run_full(str(face), 4.0, models.AUTO, progress=None))
     assert full[-1][6]["model"] == "ARASFSR"
+
+
+@pytest.mark.skipif(not default_weights_path("natural-fast").exists(), reason="natural-fast weights not shipped")
+def test_whole_photos_get_the_distilled_background_by_default(tmp_path):
+    import argparse
+
+    from arasfsr import cli, weights
+    student, teacher = arasfsr.load_model("natural-fast"), arasfsr.load_model("natural")
+    assert family_of(student.config.to_dict()) == "natural-fast"
+    assert all(torch.equal(v, teacher.encoder.state_dict()[k]) for k, v in student.encoder.state_dict().items())
+    assert read_metadata(default_weights_path("natural-fast"))["training"]["teacher"]["file"] == "natural_small.safetensors"
+    assert weights.background_name() == "natural-fast"
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(2).random((40, 56, 3)) * 255).astype(np.uint8)).save(photo)
+    for asked, expected in (("auto", "natural-fast"), ("natural", "natural"), ("natural-fast", "natural-fast")):
+        model, words = cli._background(argparse.Namespace(background=asked, device="cpu"))(photo)
+        assert words.endswith(f"({expected})") and model.config.name == ("liif" if expected == "natural-fast" else "lte")
+    from demo import models
+    drawn, words = models.background(str(photo))
+    assert drawn.config.name == "liif" and "natural-fast" in words
