@@ -1,8 +1,8 @@
 """arasfsr-fast (issue 21): the per-LR-pixel network decoder, distillation, the shipped student, the demo's use."""
-import json
 
 import numpy as np
 import pytest
+import test_train
 import torch
 from PIL import Image
 
@@ -13,6 +13,7 @@ from arasfsr.train import TrainConfig, Trainer
 from arasfsr.weights import default_weights_path, family_of, read_metadata, save_model
 
 FAST_FILE = default_weights_path("arasfsr-fast")
+faces = test_train.faces  # the synthetic face folder (a module-scoped fixture)
 
 
 def _queries(n=300, seed=0):
@@ -51,24 +52,6 @@ def test_family_and_old_configs():
 def test_old_weight_files_still_load():
     model = arasfsr.load_model("arasfsr")
     assert model.config.projection_hidden == 0 and model.decoder.pixel_net is None
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    files = []
-    for i in range(10):
-        y, x = np.mgrid[0:64, 0:64] / 64
-        f = rng.uniform(1, 6, 3)
-        img = np.stack([np.sin(f[c] * (x + c * y) * 3) for c in range(3)], -1) * 0.4 + 0.5
-        split = "val" if i >= 8 else "train"
-        name = f"{split}/face{i:02d}.png"
-        (root / split).mkdir(exist_ok=True)
-        Image.fromarray((img * 255).astype(np.uint8)).save(root / name)
-        files.append({"name": name, "identity": f"id{i}", "size": 64, "split": split})
-    (root / "manifest.json").write_text(json.dumps({"files": files}))
-    return root
 
 
 @pytest.fixture(scope="module")
