@@ -322,8 +322,8 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         spans.append((k, plan, top, rows, left, cols))
     passes = 2 if ensemble else 1
     total = passes * sum(len(rows) * len(cols) for *_, rows, _, cols in spans)
-    # background pixels in face-pixel units, so the progress (and the time left shown) follows the time:
-    # the distilled natural-fast costs a tenth of a face pixel, the LTE natural about as much
+    # background pixels in face-pixel units (their measured relative cost), so the progress and the time
+    # left shown follow the time, whichever model draws the background
     weight = 1.0 if background is None or model == "bicubic" else _relative_cost(background, model)
     drawn = 0 if background is None else round(out_h * out_w * weight)  # at most: flat squares stay bicubic
     if progress is not None:

@@ -16,14 +16,8 @@ MIN_SCALE, MAX_SCALE = 1.0, inference.MAX_SCALE  # the package's one range (the 
 # The render-fast student (arasfsr-fast, distilled from ARASFSR; `benchmarks/bench_fast.py`): above
 # FAST_ABOVE_PIXELS, Auto lets it draw clean faces (the full model is one click away); above
 # PREVIEW_ABOVE_PIXELS, a face that ARASFSR draws gets the student's result first, as a preview.
-FAST_ABOVE_PIXELS = 1024 * 1024      # ARASFSR: 12.5 s for 128 -> 1024 on one AVX-512 EPYC core, the student 2.0 s
+FAST_ABOVE_PIXELS = 1024 * 1024      # ARASFSR: 12.7 s for 128 -> 1024 on one AVX-512 EPYC core, the student 2.7 s
 PREVIEW_ABOVE_PIXELS = 512 * 512     # ARASFSR about 3 s there; below it the preview would only add time
-
-
-def pixels_text(pixels: int) -> str:
-    """262144 -> "512 x 512 px" (the thresholds above are squares)."""
-    side = round(pixels ** 0.5)
-    return f"{side} x {side} px" if side * side == pixels else f"{megapixels(pixels)} MP"
 MAX_OUTPUT_MP_CPU = 4.0              # face mode, megapixels: about a minute for the small model on 2 cores
 GPU_FACTOR = 4                       # face mode on a CUDA host: 4x larger outputs
 # Whole-photo mode: the background is bicubic and only faces go through the model, so any accepted
@@ -50,6 +44,12 @@ def max_output_pixels(photo: bool = False) -> int:
 def megapixels(pixels: int) -> str:
     """4000000 -> "4", 16777216 -> "16.8"."""
     return f"{pixels / 1e6:.1f}".removesuffix(".0")
+
+
+def pixels_text(pixels: int) -> str:
+    """262144 -> "512 x 512 px" (the fast thresholds are squares), else megapixels."""
+    side = round(pixels ** 0.5)
+    return f"{side} x {side} px" if side * side == pixels else f"{megapixels(pixels)} MP"
 
 
 def limits_text() -> str:
