@@ -117,6 +117,12 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, dim
     return error.mean() if dim is None else error.mean(dim=dim)
 
 
+def _same_tensors(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two modules hold the same parameters and buffers, exactly."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+
+
 def learning_rate_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up over `warmup_steps`, then constant, x0.1 from `lr_decay_at` of the run."""
     lr = cfg.learning_rate
@@ -285,8 +291,6 @@ class Trainer:
         from .weights import load_model
         if self.distributed:
             raise ValueError("--teacher runs in one process (the decoder it trains is small); drop torchrun")
-        if self.init_info is not None:
-            raise ValueError("--teacher and --init-from both set the start: give one")
         teacher = load_model(path, device=self.device).eval().requires_grad_(False)
         mine, theirs = self.model.config.to_dict(), teacher.config.to_dict()
         shared = [k for k in mine if k.startswith(("encoder", "rdn_", "lfe_", "use_lfe", "norm_"))]
@@ -297,6 +301,10 @@ class Trainer:
         for part in ("encoder", "lfe"):
             module = getattr(self.model, part)
             if module is not None:
+                if self.init_info is not None and not _same_tensors(module, getattr(teacher, part)):
+                    # --init-from continues a student: its decoder learned to read this teacher's latents
+                    raise ValueError(f"--init-from {self.init_info['file']}: its {part} is not the teacher's "
+                                     f"({Path(path).name}), so its decoder learned another latent grid")
                 module.load_state_dict(getattr(teacher, part).state_dict())
                 module.requires_grad_(False)
         info = teacher.training_info

@@ -21,7 +21,7 @@
 # augmentation at 0.3, picked on the OOD val faces; and `natural-fast`, a LIIF-style student of the
 # natural-photo file (NATURAL_FAST_STEPS steps on its photographs, scales 1-8).
 #
-# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast natural-fast,
+# Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -43,6 +43,9 @@ mkdir -p runs/release-0.3 runs/release-0.4  # the 0.3 ARASFSR file, where the 0.
   git show "e4b9551:weights/arasfsr-real_small.safetensors" > runs/release-0.4/arasfsr-real_small.safetensors
 [ -s runs/release-0.3/lte_small.safetensors ] ||
   git show "246de60:weights/lte_small.safetensors" > runs/release-0.3/lte_small.safetensors
+mkdir -p runs/release-0.7  # the 0.7 render-fast student, where arasfsr-fast-more starts
+[ -s runs/release-0.7/arasfsr-fast_small.safetensors ] ||
+  git show "9fd9644:weights/arasfsr-fast_small.safetensors" > runs/release-0.7/arasfsr-fast_small.safetensors
 mkdir -p runs/release-0.5
 [ -s runs/release-0.5/natural_small.safetensors ] ||
   git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
@@ -61,6 +64,11 @@ run() {
     model=arasfsr-fast steps=${FAST_STEPS:-9000} lr=4e-4 warmup=100
     extra=(--teacher weights/arasfsr_small.safetensors --photometric 0.3 --geometric 0.3 --select-data data/ood
            --val-every 500 --recipe "distil-${FAST_STEPS:-9000}")
+  elif [ "$name" = arasfsr-fast-more ]; then  # release 0.8: the 0.7 student continued (its studio gap was still shrinking)
+    model=arasfsr-fast steps=${FAST_MORE_STEPS:-8000} lr=2e-4 warmup=50
+    extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.7/arasfsr-fast_small.safetensors
+           --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
+           --recipe "distil-9000+${FAST_MORE_STEPS:-8000}")
   elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
     model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"

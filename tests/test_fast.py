@@ -107,6 +107,24 @@ def test_distillation_resumes(faces, teacher, tmp_path):
     assert read_metadata(tmp_path / "run" / "arasfsr-fast_tiny.safetensors")["training"]["steps"] == 6
 
 
+def test_a_student_continues_from_its_file_and_a_foreign_one_is_refused(faces, teacher, tmp_path):
+    first = _distil(faces, teacher, tmp_path / "run", steps=6).run()
+    cfg = _distil(faces, teacher, tmp_path / "more", steps=3).cfg
+    cfg.init_from = str(first)
+    trainer = Trainer(cfg, progress=False)  # the student's decoder goes on from where it was
+    student = arasfsr.load_model(first)
+    mine = trainer.model.decoder.state_dict()
+    assert all(torch.equal(v, mine[k]) for k, v in student.decoder.state_dict().items())
+    info = read_metadata(trainer.run())["training"]
+    assert info["init_from"]["file"] == first.name and info["teacher"]["file"] == "teacher.safetensors"
+    stranger = tmp_path / "stranger.safetensors"  # a student of another teacher: its encoder differs
+    torch.manual_seed(11)
+    save_model(create_model("arasfsr-fast", preset="tiny"), stranger)
+    cfg.init_from, cfg.out = str(stranger), str(tmp_path / "bad")
+    with pytest.raises(ValueError, match="its encoder is not the teacher's"):
+        Trainer(cfg, progress=False)
+
+
 def test_a_teacher_with_another_encoder_is_refused(faces, tmp_path):
     other = tmp_path / "small.safetensors"
     save_model(create_model("arasfsr", preset="small"), other)
