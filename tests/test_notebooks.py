@@ -161,3 +161,30 @@ def test_the_like_for_like_check_fails_on_files_trained_differently():
     assert set(differing) == {"without"} and "recipe" in differing["without"] and "learning_rate" in differing["without"]
     with pytest.raises(AssertionError, match="not trained alike"):
         common.assert_like_for_like(unlike)
+
+
+def _set_repository_module():
+    import importlib.util
+    path = NOTEBOOKS_DIR.parent / "scripts" / "set_repository.py"
+    spec = importlib.util.spec_from_file_location("set_repository", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_colab_badge_and_repo_url_are_set_in_one_place(tmp_path):
+    """Notebook 04's badge and REPO_URL agree as committed (placeholder and empty, or one repository),
+    `scripts/set_repository.py ACCOUNT/NAME` writes both, and a disagreement is caught."""
+    tool = _set_repository_module()
+    assert tool.main(["--check"]) == 0
+    copy = tmp_path / "04.ipynb"
+    copy.write_bytes(tool.NOTEBOOK.read_bytes())
+    assert tool.main(["some-account/arasfsr", "--notebook", str(copy)]) == 0
+    badge, url = tool.read(copy)
+    assert badge == "some-account/arasfsr" and url == "https://github.com/some-account/arasfsr.git"
+    nb = nbformat.read(copy, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # still a clean notebook
+    assert tool.main(["not a name", "--notebook", str(copy)]) == 2
+    text = copy.read_text().replace("some-account/arasfsr.git", "someone-else/arasfsr.git")
+    copy.write_text(text)
+    assert tool.main(["--check", "--notebook", str(copy)]) == 1
