@@ -251,6 +251,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def size_request(args: argparse.Namespace) -> tuple[float | None, tuple[int | None, int | None] | None]:
     """(scale, size) from --scale / --size / --width / --height, exactly one way given."""
     ways = [args.scale is not None, args.size is not None, args.width is not None or args.height is not None]
@@ -303,8 +313,9 @@ def _is_auto(args: argparse.Namespace) -> bool:
 
 
 def _picker(args: argparse.Namespace, family: str, mode: str = "upscale"):
-    """path -> the model for that input. Given flags: one model for all. None: per input, by
-    `arasfsr.damage.choose` (JPEG quality from the tables or from the pixels), the choice and its reason printed.
+    """path -> (the model, the share of its detail kept) for that input. Given flags: one model for
+    all, its full detail (or --detail). None: per input, by `arasfsr.damage.choose` (JPEG quality from
+    the tables or from the pixels) and `choose_detail`, the choice and its reason printed.
     The device is checked first: a bad --device is one line before any work."""
     from .threads import resolve_device
     try:
@@ -313,17 +324,19 @@ def _picker(args: argparse.Namespace, family: str, mode: str = "upscale"):
         raise UsageError(f"--device: {err}") from None
     if not _is_auto(args):
         model = _load(args, family)
-        return lambda path: model
-    from .damage import choose, describe
+        detail = 1.0 if args.detail is None else args.detail
+        return lambda path: (model, detail)
+    from .damage import choose, choose_detail, describe
     from .weights import load_model
     cache: dict = {}
 
     def pick(path: Path):
         name, damage = choose(path, mode=mode)
-        print(f"{Path(path).name}: {describe(name, damage)}", file=sys.stderr)
+        detail = choose_detail(damage) if args.detail is None else args.detail
+        print(f"{Path(path).name}: {describe(name, damage, detail)}", file=sys.stderr)
         if name not in cache:
             cache[name] = "bicubic" if name == "bicubic" else load_model(name, device=args.device)
-        return cache[name]
+        return cache[name], detail
     return pick
 
 
@@ -345,8 +358,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .inference import upscale
 
     def fn(path: Path):
-        return upscale(pick(path), path, scale=scale, size=size, chunk_size=args.chunk_size, device=args.device,
-                       sample=args.sample, seed=args.seed)
+        model, detail = pick(path)
+        return upscale(model, path, scale=scale, size=size, chunk_size=args.chunk_size, device=args.device,
+                       sample=args.sample, seed=args.seed, detail=detail)
     return run_jobs(plan, fn, overwrite=args.overwrite, progress=not args.no_progress)
 
 
@@ -396,9 +410,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     def fn(path: Path):
         background, drawn_by = background_for(path)
-        image, reports = restore(pick(path), path, scale=scale, size=size, max_faces=args.max_faces,
+        model, detail = pick(path)
+        image, reports = restore(model, path, scale=scale, size=size, max_faces=args.max_faces,
                                  device=args.device, chunk_size=args.chunk_size, background=background,
-                                 ensemble=not args.no_ensemble)
+                                 ensemble=not args.no_ensemble, detail=detail)
         enhanced = sum(r.status == "enhanced" for r in reports)
         kept = [f"face {r.index}: {r.reason}" for r in reports if r.status != "enhanced"]
         print(f"{path.name}: {len(reports)} face(s) found, {enhanced} enhanced"
@@ -441,20 +456,22 @@ def cmd_video(args: argparse.Namespace) -> int:
     if _is_auto(args):  # one choice for the whole clip (weights switching mid-clip would flicker)
         from PIL import Image
 
-        from .damage import choose, describe
+        from .damage import choose, choose_detail, describe
         from .weights import load_model
         name, damage = choose(Image.fromarray(first), mode="restore")
-        print(f"{source.name}: the first frame is {describe(name, damage)}", file=sys.stderr)
+        detail = choose_detail(damage) if args.detail is None else args.detail
+        print(f"{source.name}: the first frame is {describe(name, damage, detail)}", file=sys.stderr)
         model = "bicubic" if name == "bicubic" else load_model(name, device=args.device)
     else:
         model, damage = _load(args, family), None
+        detail = 1.0 if args.detail is None else args.detail
     background, drawn_by = _video_background(args, first, damage)
     from tqdm import tqdm
     with tqdm(total=info.frames, unit="frame", desc="video", disable=args.no_progress, dynamic_ncols=True) as bar:
         report = video.restore_video(model, source, target, scale=scale, size=size, background=background,
                                      ensemble=not args.no_ensemble, max_faces=args.max_faces, device=args.device,
                                      chunk_size=args.chunk_size, crf=args.crf, max_seconds=args.max_seconds or None,
-                                     overwrite=args.overwrite, info=info,
+                                     overwrite=args.overwrite, info=info, detail=detail,
                                      progress=lambda done, total: bar.update(done - bar.n))
     print(f"wrote {target}: {report.text}; background: {drawn_by}", file=sys.stderr)
     return EXIT_OK
@@ -505,6 +522,9 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False, vi
     up.add_argument("--chunk-size", type=_positive_int, default=None,
                     help="queries per chunk (bounds memory; default: chosen per device)")
     up.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    up.add_argument("--detail", type=_share, default=None,
+                    help="the share of the model's detail over bicubic kept, 0 to 1 (default: 0.7 on JPEG inputs "
+                         "when the weights are chosen per input, else 1; the choice is printed)")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
     if restore or video:
         up.add_argument("--max-faces", type=int, default=12, help="super-resolve at most this many faces per photo")

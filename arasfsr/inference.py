@@ -13,6 +13,7 @@ caller's model as it found it: same device, same train/eval mode.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -240,7 +241,7 @@ def _tiles(height: int, width: int) -> bool:
 def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None,
             size: tuple[int | None, int | None] | None = None, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
             device: str | torch.device = "auto", sample: bool = False, seed: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Image.Image:
+            progress: Callable[[int, int], None] | None = None, detail: float = 1.0) -> Image.Image:
     """Super-resolve an image to any scale or any size.
 
     Args:
@@ -257,6 +258,10 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         sample: sample the LFE latent instead of using its mean (default: deterministic).
         seed: random seed for `sample` (default 0).
         progress: called with (pixels done, pixels total) after each chunk.
+        detail: the share of the model's detail over bicubic that is kept, 0 to 1: the output is
+            bicubic + detail x (model - bicubic). 1 (default): the model's output as it is. The
+            per-input default (`arasfsr.damage.choose_detail`) keeps 0.7 of it for JPEG inputs,
+            where the model's detail carries the compression's noise too (MODEL_CARD.md, "Release 0.8").
     Returns:
         A PIL image in the input's mode family (see the module docstring).
     Memory: inputs over 2 x TILE^2 pixels are encoded in tiles (`render_tiled`, every model; GCM
@@ -273,6 +278,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         raise ValueError(f"model must be an SRModel or 'bicubic', got {type(model).__name__}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
+    check_detail(detail)
     rgb, alpha, mode, pil = read_planes(image)
     in_h, in_w = rgb.shape[:2]
     out_h, out_w = output_size((in_h, in_w), scale, size)
@@ -283,9 +289,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
     if is_bicubic:
         if pil is not None and pil.mode in ("RGB", "L"):  # uint8: exactly PIL's bicubic, the protocol's baseline
             return pil.resize((out_w, out_h), Image.BICUBIC)
-        channels = [np.asarray(Image.fromarray(rgb[..., c], "F").resize((out_w, out_h), Image.BICUBIC))
-                    for c in range(3)]
-        return merge_image(np.stack(channels, -1), alpha, mode)
+        return merge_image(bicubic_planes(rgb, (out_h, out_w)), alpha, mode)
     device = resolve_device(device)
     param = next(model.parameters(), None)
     home = param.device if param is not None else None
@@ -305,4 +309,31 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
         model.train(was_training)
         if home is not None:
             model.to(home)
-    return merge_image(out.numpy(), alpha, mode)
+    out = out.numpy()
+    if detail != 1.0:
+        out = shrink_detail(out, bicubic_planes(rgb, (out_h, out_w), pil), detail)
+    return merge_image(out, alpha, mode)
+
+
+def check_detail(detail: float) -> float:
+    """`detail` (the share of the model's detail over bicubic kept) must be a number from 0 to 1."""
+    if isinstance(detail, bool) or not isinstance(detail, numbers.Real) or not 0.0 <= float(detail) <= 1.0:
+        raise ValueError(f"detail must be a number from 0 to 1 (the share of the model's detail kept), got {detail!r}")
+    return float(detail)
+
+
+def bicubic_planes(rgb: np.ndarray, out_size: tuple[int, int], pil: Image.Image | None = None) -> np.ndarray:
+    """(H, W, 3) float32 [0, 1] planes resized by PIL bicubic to out_size (height, width): the
+    baseline `upscale("bicubic", ...)` gives. An 8-bit RGB or L `pil` (the image `rgb` came from)
+    is resized as it is, as the protocol's baseline is; anything else in float throughout."""
+    out_h, out_w = out_size
+    if pil is not None and pil.mode in ("RGB", "L"):
+        return np.asarray(pil.resize((out_w, out_h), Image.BICUBIC).convert("RGB"), np.float32) / 255.0
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., c]), "F").resize((out_w, out_h),
+                                                                                               Image.BICUBIC))
+                     for c in range(3)], -1)
+
+
+def shrink_detail(out: np.ndarray, bicubic: np.ndarray, detail: float) -> np.ndarray:
+    """bicubic + detail x (out - bicubic): keep that share of the model's detail over bicubic."""
+    return (bicubic + np.float32(detail) * (out - bicubic)).astype(np.float32)

@@ -249,7 +249,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
             chunk_size: int | None = inference.DEFAULT_CHUNK_SIZE,
             background=None, background_flat: float | None = BACKGROUND_FLAT,
             bicubic: tuple[np.ndarray, np.ndarray | None, str] | None = None,
-            ensemble: bool = True, judge=None) -> tuple[Image.Image, list[FaceReport]]:
+            ensemble: bool = True, judge=None, detail: float = 1.0) -> tuple[Image.Image, list[FaceReport]]:
     """Upscale a whole photo: faces by the model, everything else by `background`.
 
     Args:
@@ -282,6 +282,9 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         judge: the sharpness rule, `judge(face, sharp, soft) -> bool` (keep the model's face), given
             the detector's `Face` and the Laplacian variances of the result and of bicubic on its
             box; None: sharp >= soft, face by face (`video.TrackRule` decides per track instead).
+        detail: the share of each face's detail over what lies beneath it that is kept, 0 to 1
+            (`arasfsr.upscale`'s `detail`; the per-input default, `arasfsr.damage.choose_detail`,
+            keeps 0.7 on JPEG inputs); the sharpness rule judges the face as it will be blended.
     Returns:
         (image of exactly the requested size in the input's mode family, one FaceReport per face found).
     """
@@ -291,6 +294,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         raise ValueError(f"model must be an SRModel or 'bicubic', got {model!r}")
     if max_faces < 0:
         raise ValueError(f"max_faces must be 0 or more, got {max_faces}")
+    detail = inference.check_detail(detail)
     if background == "bicubic":
         background = None
     if background is not None and not hasattr(background, "query"):
@@ -333,7 +337,7 @@ def restore(model, image: str | os.PathLike | Image.Image | np.ndarray, scale: f
         device = inference.resolve_device(device)
         with _on(model, device):
             layers = _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress,
-                                   total + drawn, ensemble, judge)
+                                   total + drawn, ensemble, judge, detail)
     if background is not None:  # after the faces, which the sharpness rule judges against bicubic
         device = inference.resolve_device(device)
         lr = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).to(device)
@@ -388,7 +392,7 @@ class _on:
 
 
 def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size, progress, total,
-                  ensemble: bool = False, judge=None) -> list:
+                  ensemble: bool = False, judge=None, detail: float = 1.0) -> list:
     """Render every planned face; returns the (box, face, weight) layers that pass the sharpness rule.
 
     `reports` is updated in place for faces that stay bicubic after all.
@@ -403,7 +407,7 @@ def _render_faces(model, rgb, canvas, spans, reports, factor, device, chunk_size
         face = render_face(model, cut_crop(rgb, plan.top, plan.left, plan.n), rows, cols, factor, device,
                            chunk_size, step, ensemble=ensemble)
         done += len(rows) * len(cols) * (2 if ensemble else 1)
-        weight = np.outer(blend_weight(rows, plan.n), blend_weight(cols, plan.n))  # (R, C)
+        weight = detail * np.outer(blend_weight(rows, plan.n), blend_weight(cols, plan.n))  # (R, C)
         box = (top, left, top + len(rows), left + len(cols))
         # the rule: never softer than bicubic, judged on the face's own box in the output
         background = canvas[box[0]:box[2], box[1]:box[3]]

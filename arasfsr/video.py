@@ -57,6 +57,7 @@ ALPHA, BETA = 0.4, 0.05      # alpha-beta filter gains (position, velocity) for 
                              # landmark error falls to 0.31x, its size to 0.55x (tests/test_video.py)
 OUTPUT_MATRIX = 1            # outputs are BT.709, tagged as such (what players assume for HD)
 TEMPORAL_WEIGHT = 0.35       # `TemporalFilter`: this frame's share of the faces' detail (1: off)
+TEMPORAL_BASE = 0.8          # `TemporalFilter`: this frame's share of the bicubic the detail sits on (1: its own)
 RULE_MEMORY = 0.8            # `TrackRule`: the running mean's weight on the frames before
 RULE_MARGIN = 0.05           # `TrackRule`: a track changes its decision when that mean passes +-5 % (log ratio)
 DEFAULT_CRF = VIDEO_CRF      # x264 constant rate factor: visually close to lossless
@@ -338,11 +339,13 @@ class TemporalFilter:
     box's centre), last frame's filtered face is carried along it, and the two are mixed:
         face = weight * new + (1 - weight) * carried,
     an exponential average along each point's path, feathered to nothing at the box's edge. By default
-    only the model's detail over bicubic is filtered, so the face itself is always this frame's;
-    `colour` filters the face's colours, which averages the input's own noise too (steadier than
-    bicubic on a face that only moves) but lags behind a face whose look changes (an expression, a
-    turn, the light: -0.7 dB on results/video.md's "changing" clip), so it is not the default.
-    Where the carried frame disagrees with this one
+    the model's detail over bicubic is filtered with `weight`, and the bicubic face it sits on with
+    `base` (0.8: a light average of the input's own compression noise, which moves with the face;
+    results/video.md, "The bicubic base"); base 1 keeps this frame's bicubic as it is, so the face
+    itself is always this frame's. `colour` filters the face's colours with `weight` (base = weight),
+    which averages the input's noise more (steadier than bicubic on a face that only moves) but lags
+    behind a face whose look changes (an expression, a turn, the light: -0.7 dB on results/video.md's
+    "changing" clip), so it is not the default. Where the carried frame disagrees with this one
     (bicubic colours differ by more than `mismatch` after the motion: a blink, an occlusion) or last
     frame had no face there, the new face is taken as it is, and on the whole box when that is most of
     it (a cut, or another face). weight 1 turns the filter off.
@@ -350,7 +353,8 @@ class TemporalFilter:
     weight: float = 0.35
     mismatch: float = 0.06                         # 0-1 units of luma
     colour: bool = False
-    _signal: np.ndarray | None = None              # last frame's filtered colours (or detail), (H, W, 3)
+    base: float = 0.8                              # this frame's share of the bicubic base (1: its own; colour: weight)
+    _signal: np.ndarray | None = None              # last frame's filtered detail and base, (H, W, 6)
     _mask: np.ndarray | None = None                # where it holds a face, (H, W)
     _luma: np.ndarray | None = None                # last frame's bicubic luma, (H, W)
 
@@ -359,7 +363,8 @@ class TemporalFilter:
         enhanced face. Returns the filtered result (`result` itself when nothing is filtered)."""
         import cv2
         luma = cv2.cvtColor(np.ascontiguousarray(bicubic), cv2.COLOR_RGB2GRAY)
-        signal = (result if self.colour else result - bicubic).copy()
+        base_weight = self.weight if self.colour else self.base
+        signal = np.concatenate([result - bicubic, bicubic], axis=2)  # the model's detail, and what it sits on
         mask = np.zeros(luma.shape, np.float32)
         out = result
         for y0, x0, y1, x1 in boxes:
@@ -380,12 +385,13 @@ class TemporalFilter:
             trust = had * (np.abs(was - here) <= self.mismatch)
             if trust.mean() < 0.5:   # most of the face disagrees: a cut, or a face that is not this one
                 continue
-            mix = ((1 - self.weight) * trust * _window(h, w))[..., None]
+            shares = np.repeat(np.float32([1 - self.weight, 1 - base_weight]), 3)  # per channel: detail, base
+            mix = (trust * _window(h, w))[..., None] * shares
             if out is result:
                 out = result.copy()
             blended = (1 - mix) * signal[y0:y1, x0:x1] + mix * carried
             signal[y0:y1, x0:x1] = blended
-            out[y0:y1, x0:x1] = np.clip(blended if self.colour else bicubic[y0:y1, x0:x1] + blended, 0, 1)
+            out[y0:y1, x0:x1] = np.clip(blended[..., :3] + blended[..., 3:], 0, 1)
         self._signal, self._mask, self._luma = np.ascontiguousarray(signal, np.float32), mask, luma
         return out
 
@@ -468,7 +474,8 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                   size: tuple | None = None, *, background=None, ensemble: bool = True,
                   max_faces: int = MAX_FACES, device="auto", chunk_size=None, crf: int = DEFAULT_CRF,
                   max_seconds: float | None = MAX_SECONDS, tracker: FaceTracker | None = None,
-                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = False, per_track_rule: bool = True,
+                  temporal: float = TEMPORAL_WEIGHT, temporal_colour: bool = False,
+                  temporal_base: float = TEMPORAL_BASE, per_track_rule: bool = True, detail: float = 1.0,
                   overwrite: bool = False, progress: FrameProgress | None = None,
                   info: VideoInfo | None = None) -> VideoReport:
     """Upscale every frame of `source` into `target` (H.264), faces by `model`, the rest by `background`.
@@ -484,7 +491,9 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
             frames before (`TemporalFilter`); 1: every frame on its own. temporal_colour: filter
             the faces' colours, not only the model's detail over bicubic (default): steadier on rigid motion,
             but it lags behind a face whose appearance changes (results/video.md).
+        temporal_base: each frame's own share of the bicubic face under the detail (0.8; 1: its own).
         per_track_rule: the sharpness rule decides per track (`TrackRule`), not per frame.
+        detail: as `restore`'s (the share of the faces' detail kept).
         progress: called with (frames done, total frames) after each frame; it may raise to stop
             the run (nothing is written then).
         info: `probe(source)` when the caller has it already.
@@ -501,7 +510,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
     info = probe(source, max_seconds) if info is None else info
     out_h, out_w = output_size(info, scale, size)
     tracker = FaceTracker() if tracker is None else tracker
-    steady = TemporalFilter(temporal, colour=temporal_colour)
+    steady = TemporalFilter(temporal, colour=temporal_colour, base=temporal_base)
     judge = TrackRule(tracker) if per_track_rule else None
     form = OUTPUT_SUFFIXES[target.suffix.lower()]
     handle, partial = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
@@ -544,7 +553,7 @@ def restore_video(model, source: str | os.PathLike, target: str | os.PathLike, s
                     result, faces = _restore.restore(model, image, size=(out_h, out_w), detector=tracker,
                                                      max_faces=max_faces, device=device, chunk_size=chunk_size,
                                                      background=background, ensemble=ensemble, bicubic=bicubic,
-                                                     judge=judge)
+                                                     judge=judge, detail=detail)
                     _count(report, faces)
                     tracks.update(t.ident for t in tracker.tracks)
                     rgb = np.asarray(result.convert("RGB"))

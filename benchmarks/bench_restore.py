@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                              "bicubic (default: the package's; negative: the model draws every pixel)")
     parser.add_argument("--no-ensemble", action="store_true",
                         help="native method: render each face once (restore's default is the flip ensemble)")
+    parser.add_argument("--detail", default="auto",
+                        help="native method: the share of each face's detail kept (0-1), or auto: 1 with named "
+                             "weights, per LR by its damage with --weights auto (arasfsr.damage.choose_detail, "
+                             "the CLI's default)")
     parser.add_argument("--split", default="test", choices=("test", "val"),
                         help="with --ood: the test photos (the tables) or the val photos (for choosing)")
     parser.add_argument("--ood", default=None,
@@ -223,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         """The background model for this LR: the one asked for, or per its damage with --background auto."""
         name = damage.choose_background(damage.assess(lr))[0] if args.background == "auto" else args.background
         return None if name == "bicubic" else natural
+
+    def detail_for(lr: Image.Image) -> float:
+        if args.detail != "auto":
+            return float(args.detail)
+        return damage.choose_detail(damage.assess(lr)) if args.weights == "auto" else 1.0
 
     def model_for(lr: Image.Image):
         """The given weights, or with --weights auto the shipped ones `arasfsr.damage.choose` picks for this LR."""
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             if method == "native":
                 out = restore.restore(model, lr, size=hr.shape[:2], device="cpu", background=background_for(lr),
-                                      ensemble=not args.no_ensemble,
+                                      ensemble=not args.no_ensemble, detail=detail_for(lr),
                                       background_flat=None if args.flat < 0 else args.flat / 255)[0]
             elif method == "aligned":
                 out = restore_aligned(model, lr, hr.shape[:2])
@@ -291,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     damaged = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
     print(f"\n{len(rows)} photos, x{args.factor}{damaged}, weights {Path(args.weights).name}, background "
-          f"{args.background}, {args.threads} thread(s); "
+          f"{args.background}, detail {args.detail}, {args.threads} thread(s); "
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])

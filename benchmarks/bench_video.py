@@ -125,7 +125,8 @@ def run(model_name: str, lr_path: Path, out_path: Path, tracked: bool, backgroun
     started = time.perf_counter()
     report = video.restore_video(model, lr_path, out_path, size=SIZE, background=back, tracker=tracker,
                                  overwrite=True, ensemble=not args.no_ensemble, crf=args.out_crf,
-                                 temporal=args.temporal if tracked else 1.0, temporal_colour=args.colour)
+                                 temporal=args.temporal if tracked else 1.0, temporal_colour=args.colour,
+                                 temporal_base=args.base if tracked else 1.0)
     report.seconds = time.perf_counter() - started
     return report, list(video.frames_of(out_path))
 
@@ -149,6 +150,8 @@ def main() -> int:
     parser.add_argument("--out-crf", type=int, default=video.DEFAULT_CRF, help="H.264 quality of the output")
     parser.add_argument("--temporal", type=float, default=video.TEMPORAL_WEIGHT,
                         help="TemporalFilter weight with tracking (1: off; without tracking always off)")
+    parser.add_argument("--base", type=float, default=video.TEMPORAL_BASE,
+                        help="TemporalFilter: this frame's share of the bicubic base under the detail (1: its own)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--markdown", help="also write the table here")
     args = parser.parse_args()
@@ -187,7 +190,7 @@ def main() -> int:
                   f"{row['kept']} kept, {row['tracks']} tracks, {row['fps']:.2f} frames/s", flush=True)
     lines = [f"Clip {CLIP}: {FRAMES} frames, {SIZE[1]}x{SIZE[0]} HR, 128 px OOD test faces over a natural test "
              f"photo, /{FACTOR} by PIL bicubic, H.264; temporal filter {args.temporal} "
-             f"({'colours' if args.colour else 'detail only'}); background {args.background}; "
+             f"({'colours' if args.colour else f'detail; base {args.base}'}); background {args.background}; "
              f"{'one pass' if args.no_ensemble else 'flip ensemble'}; {args.threads} thread(s).", "",
              "| LR crf | face weights | tracking | faces vs bicubic | frames vs bicubic | flicker (bicubic) | "
              "flicker ratio | faces kept | frames/s |", "|---|---|---|---|---|---|---|---|---|"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import arasfsr
+from arasfsr import damage
 
 from . import limits, models, outputs, sizes
 from .images import MAX_FACE_SIDE, input_notes, load_image
@@ -45,7 +46,9 @@ def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize
     image, info = load_image(path, MAX_FACE_SIDE)
     out_h, out_w = sizes.plan_size(info.shape, resize_by, scale, width, height)
     scale = sizes.check_scale(scale) if resize_by == "scale" else None
-    model_label, choice = models.resolve(model_label, image, out_pixels=out_h * out_w)
+    found = damage.assess(image)  # the image read once: its JPEG tables came with it
+    detail = models.detail_for(model_label, found)
+    model_label, choice = models.resolve(model_label, image, out_pixels=out_h * out_w, found=found)
     model = models.get_model(model_label)
     seed = sizes.check_seed(seed) if sample else 0
     notes = ([choice] if choice else []) + input_notes(info)
@@ -59,7 +62,7 @@ def upscale_face(path, scale=4.0, model_label: str = models.FACE_DEFAULT, resize
         result, seconds = bicubic, bicubic_seconds
     else:
         started = time.perf_counter()
-        result = arasfsr.upscale(model, image, size=(out_h, out_w), sample=sample, seed=seed,
+        result = arasfsr.upscale(model, image, size=(out_h, out_w), sample=sample, seed=seed, detail=detail,
                                  progress=tracker.phase(0.0, 0.95, f"{model_label}: querying pixels"))
         seconds = time.perf_counter() - started
     tracker(0.97, "saving PNG")

@@ -95,6 +95,7 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
     from arasfsr import damage
     first = Image.fromarray(next(video.frames_of(path, limit=1)))
     found = damage.assess(first)   # one choice for the whole clip: weights switching mid-clip would flicker
+    detail = models.detail_for(model_label, found)
     model_label, choice = models.resolve(model_label, first, "restore", found=found)
     model = models.get_model(model_label)
     folder = outputs.new_output_dir()
@@ -109,7 +110,7 @@ def enhance_video(path, scale=2.0, model_label: str | None = None,
     def step(done: int, total: int) -> None:
         tracker(0.05 + 0.95 * done / total, f"{model_label}: frame {done} of {total}")
     report = video.restore_video(model, path, result_path, size=(out_h, out_w), background=None, info=info,
-                                 progress=step)
+                                 detail=detail, progress=step)
     seconds = time.perf_counter() - started
     lines = [f"**{info.frames} frames** ({info.seconds:.1f} s, {float(info.fps):.3g} fps) "
              f"{info.width} x {info.height} -> **{out_w} x {out_h} px** in **{seconds:.1f} s** "

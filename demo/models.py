@@ -114,6 +114,16 @@ def resolve(label: str, image, mode: str = "upscale", found=None, out_pixels: in
     return chosen, f"Auto chose {chosen}: {note}"
 
 
+def detail_for(label: str, found) -> float:
+    """The share of the model's detail over bicubic kept: for Auto, the per-input choice
+    (`arasfsr.damage.choose_detail`: 0.7 on JPEG inputs, which `resolve`'s note states); a model
+    chosen by name draws with all of it. `found`: the input's `arasfsr.damage.assess`."""
+    if label != AUTO:
+        return 1.0
+    from arasfsr import damage
+    return damage.choose_detail(found)
+
+
 FULL_BUTTON = "Full model"   # the Face tab's button that renders with ARASFSR itself
 
 

@@ -84,6 +84,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
         raise InputError(f"Whole-photo mode needs a model ({', '.join(models.photo_choices())}); "
                          f"got {quote(model_label)}.")
     found = damage.assess(image)  # the photo read once: its JPEG tables came with it
+    detail = models.detail_for(model_label, found)
     model_label, choice = models.resolve(model_label, image, "restore", found=found)
     model = models.get_model(model_label)
     background_model, drawn_by = models.background(found=found)
@@ -104,7 +105,7 @@ def enhance_photo(path, scale=2.0, model_label: str | None = None,
     started = time.perf_counter()
     bicubic = restore.bicubic_background(image, (out_h, out_w))  # the baseline, and restore's canvas
     result, reports = restore.restore(model, image, size=(out_h, out_w), progress=faces_progress,
-                                      background=background_model, bicubic=bicubic)
+                                      background=background_model, bicubic=bicubic, detail=detail)
     seconds = time.perf_counter() - started
     tracker(share.get("start", 0.5) + share.get("span", 0.0), "saving PNG")
 

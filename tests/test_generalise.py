@@ -90,6 +90,41 @@ def test_choose_reads_the_tables_of_a_file_and_names_its_reason(photo, tmp_path)
     assert damage.choose(tmp_path / "clean.png", choice)[0] == "arasfsr"
 
 
+def test_detail_blends_the_model_with_bicubic_and_refuses_other_values(photo):
+    import torch
+
+    import arasfsr
+    torch.manual_seed(0)
+    model = arasfsr.create_model("arasfsr", preset="tiny").eval()
+    small = photo.resize((24, 24), Image.BICUBIC)
+    full = np.asarray(arasfsr.upscale(model, small, scale=2), np.float32)
+    assert np.array_equal(full, np.asarray(arasfsr.upscale(model, small, scale=2, detail=1.0), np.float32))
+    bicubic = np.asarray(arasfsr.upscale("bicubic", small, scale=2), np.float32)
+    assert np.abs(full - bicubic).mean() > 1   # the untrained model is far from bicubic
+    none = np.asarray(arasfsr.upscale(model, small, scale=2, detail=0.0), np.float32)
+    assert np.abs(none - bicubic).max() <= 1   # no detail: bicubic (float, then rounded once)
+    share = np.asarray(arasfsr.upscale(model, small, scale=2, detail=0.7), np.float32)
+    np.testing.assert_allclose(share, bicubic + 0.7 * (full - bicubic), atol=1.6)
+    for bad in (-0.1, 1.5, "0.5", None, True):
+        with pytest.raises(ValueError, match="detail must be a number from 0 to 1"):
+            arasfsr.upscale(model, small, scale=2, detail=bad)
+
+
+def test_the_per_input_default_keeps_less_detail_on_jpeg_inputs_and_says_so(photo, tmp_path):
+    photo.save(tmp_path / "clean.png")
+    photo.save(tmp_path / "q75.jpg", quality=75)
+    photo.save(tmp_path / "q40.jpg", quality=40)
+    clean = damage.choose(tmp_path / "clean.png")[1]
+    assert damage.choose_detail(clean) == 1.0 and "detail" not in damage.describe("arasfsr", clean)
+    for name in ("q75.jpg", "q40.jpg"):
+        found = damage.choose(tmp_path / name)[1]
+        assert found.level in ("light", "heavy") and damage.choose_detail(found) == damage.DETAIL[found.level] < 1
+        assert f"{damage.DETAIL[found.level]:.0%} of their detail over bicubic" in damage.describe("arasfsr", found)
+        assert "detail" not in damage.describe("bicubic", found)
+        assert "50% of their detail over bicubic (as asked)" in damage.describe("arasfsr", found, 0.5)
+    assert set(damage.DETAIL) == set(damage.CHOICES["upscale"]) and all(0 < v <= 1 for v in damage.DETAIL.values())
+
+
 def test_every_damage_level_has_shipped_weights_or_bicubic():
     from arasfsr.weights import default_weights_path
     for mode, table in damage.CHOICES.items():
@@ -111,7 +146,22 @@ def test_cli_without_a_model_chooses_per_input_and_prints_why(photo, tmp_path):
     heavy = damage.CHOICES["upscale"]["heavy"]
     assert f"b.jpg: a JPEG saved at quality 40: heavy input, so {'bicubic' if heavy == 'bicubic' else 'the ' + heavy}" \
         in result.stderr
+    if heavy != "bicubic":
+        assert f"{damage.DETAIL['heavy']:.0%} of their detail over bicubic" in result.stderr
     assert Image.open(tmp_path / "out" / "b.png").size == (48, 48)
+    # --detail: the share asked for, said; 0 gives bicubic; outside 0-1 refused before any work
+    result = subprocess.run([sys.executable, "-m", "arasfsr", "upscale", str(tmp_path / "b.jpg"), "-o",
+                             str(tmp_path / "none.png"), "--scale", "2", "--detail", "0", "--no-progress"],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert heavy == "bicubic" or "0% of their detail over bicubic (as asked)" in result.stderr
+    bicubic = np.asarray(Image.open(tmp_path / "b.jpg").convert("RGB").resize((48, 48), Image.BICUBIC), np.float32)
+    assert np.abs(np.asarray(Image.open(tmp_path / "none.png"), np.float32) - bicubic).max() <= 1
+    result = subprocess.run([sys.executable, "-m", "arasfsr", "upscale", str(tmp_path / "b.jpg"), "-o",
+                             str(tmp_path / "bad.png"), "--scale", "2", "--detail", "1.5", "--no-progress"],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "--detail" in result.stderr and "from 0 to 1" in result.stderr
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_restore_cli_keeps_faces_of_a_heavily_compressed_photo_bicubic_when_no_model_helps(photo, tmp_path):

@@ -99,6 +99,21 @@ def test_faces_are_found_enhanced_and_never_softer_than_bicubic(model, two_faces
     assert np.array_equal(result[-8:, 280:320], bicubic[-8:, 280:320])  # far from every face: bicubic exactly
 
 
+def test_detail_keeps_that_share_of_each_face_over_the_bicubic_background(model, two_faces):
+    full, reports = restore.restore(model, two_faces, scale=2, ensemble=False)
+    half, _ = restore.restore(model, two_faces, scale=2, ensemble=False, detail=0.5)
+    none, _ = restore.restore(model, two_faces, scale=2, ensemble=False, detail=0.0)
+    bicubic = np.asarray(Image.fromarray(two_faces).resize(full.size, Image.BICUBIC), np.float32)
+    full, half, none = (np.asarray(image, np.float32) for image in (full, half, none))
+    assert np.abs(none - bicubic).max() <= 1          # no detail: the bicubic photo (uint8 rounding)
+    x, y, w, h = (round(v * 2) for v in reports[0].box)
+    face = np.s_[y:y + h, x:x + w]
+    assert np.abs(full[face] - bicubic[face]).mean() > 1  # the model does change the face
+    np.testing.assert_allclose(half[face], (full[face] + bicubic[face]) / 2, atol=1.01)  # halfway, face by face
+    with pytest.raises(ValueError, match="detail must be a number from 0 to 1"):
+        restore.restore(model, two_faces, scale=2, detail=1.5)
+
+
 # ----------------------------------------------------------------------------- with known detections
 def test_the_face_is_rendered_on_the_output_grid_at_native_coordinates(monkeypatch):
     """A stand-in model that returns the bilinear sample of its crop at each query: the restored face

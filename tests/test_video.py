@@ -272,6 +272,36 @@ def test_the_temporal_filter_follows_the_motion_and_averages_what_does_not_move_
     np.testing.assert_allclose(fresh(texture(2), texture(2) + 0.05, box), np.clip(texture(2) + 0.05, 0, 1), atol=1e-6)
 
 
+def test_the_bicubic_base_is_averaged_along_the_motion_only_when_asked():
+    rng = np.random.default_rng(1)
+    box = [(8, 8, 88, 88)]
+    own = video.TemporalFilter(weight=0.35, base=1.0)
+    light = video.TemporalFilter(weight=0.35, base=video.TEMPORAL_BASE)
+    assert video.TEMPORAL_BASE < 1
+    error_in, error_light = [], []
+    for t in range(8):  # the input's own noise, new each frame, on a face that moves 2 px a frame
+        clean = texture(2 * t)
+        noisy = np.clip(clean + (rng.random(clean.shape).astype(np.float32) - 0.5) * 0.04, 0, 1)
+        # base 1 with no model detail: the frame's bicubic exactly, every frame
+        np.testing.assert_allclose(own(noisy, noisy.copy(), box), noisy, atol=1e-6)
+        out = light(noisy, noisy.copy(), box)
+        if t >= 3:
+            error_in.append(np.abs(noisy - clean)[16:80, 16:80].mean())
+            error_light.append(np.abs(out - clean)[16:80, 16:80].mean())
+    assert np.mean(error_light) < 0.85 * np.mean(error_in), (np.mean(error_light), np.mean(error_in))
+    # colour mode filters the base with `weight`: it averages harder than base 0.8
+    colour = video.TemporalFilter(weight=0.35, colour=True)
+    error_colour = []
+    rng = np.random.default_rng(1)
+    for t in range(8):
+        clean = texture(2 * t)
+        noisy = np.clip(clean + (rng.random(clean.shape).astype(np.float32) - 0.5) * 0.04, 0, 1)
+        out = colour(noisy, noisy.copy(), box)
+        if t >= 3:
+            error_colour.append(np.abs(out - clean)[16:80, 16:80].mean())
+    assert np.mean(error_colour) < np.mean(error_light)
+
+
 def moving_face(t: int, height: int = 96, width: int = 128) -> np.ndarray:
     frame = background(height, width)
     face = aligned_face(56)
