@@ -20,12 +20,14 @@ from .metrics import psnr_y, ssim_y
 
 
 def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation: str = "bicubic",
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, details=(1.0,)) -> list[dict]:
     """Mean Y-PSNR / SSIM of each model at each (input size, scale).
 
     Args:
         models: display name -> SRModel or "bicubic".
         masters: square HR master PIL images (held-out faces).
+        details: each model is also scored with each of these shares of its detail over bicubic
+            (`upscale`'s `detail`), as the row "NAME detail D"; 1 is the model as it is.
     Returns:
         rows with keys model, input_size, scale, hr_size, psnr, ssim, n.
     """
@@ -34,15 +36,17 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
     from .data import make_eval_pair
     from .inference import upscale
     grid = [(s, r) for s in input_sizes for r in scales]
-    scores = {(name, s, r): ([], []) for name in models for s, r in grid}
+    runs = [(name, model, 1.0) if isinstance(model, str) or d == 1 else (f"{name} detail {d:g}", model, d)
+            for name, model in models.items() for d in (details if not isinstance(model, str) else (1.0,))]
+    scores = {(name, s, r): ([], []) for name, _, _ in runs for s, r in grid}
     for s, r in tqdm(grid, desc="evaluate", unit="setting", disable=not progress):
         hr_size = round(s * r)
         for master in masters:
             if hr_size > master.size[0]:
                 continue
             lr, hr = make_eval_pair(master, s, r, degradation)
-            for name, model in models.items():
-                out = upscale(model, lr, size=(hr_size, hr_size))
+            for name, model, detail in runs:
+                out = upscale(model, lr, size=(hr_size, hr_size), detail=detail)
                 scores[name, s, r][0].append(psnr_y(out, hr))
                 scores[name, s, r][1].append(ssim_y(out, hr) if hr_size >= 7 else float("nan"))
     rows = []
@@ -143,6 +147,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transform", default="none", choices=("none", "real"),
                         help="real: each master first gets the real-photo transform (colour cast, gamma, white balance, "
                              "roll up to 10 degrees, framing and scale jitter, JPEG q70-95 of the source; fixed per face)")
+    parser.add_argument("--detail", type=_numbers(float), default=[1.0],
+                        help="shares of each model's detail over bicubic to score (upscale's detail), e.g. 1,0.7: "
+                             "a row per model and share (default 1: the models as they are)")
     parser.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
     parser.add_argument("--out", default="results", help="output folder")
     parser.set_defaults(func=_main)
@@ -171,7 +178,9 @@ def _main(args) -> int:
     if args.transform == "real":
         from .augment import real_photo
         masters = [real_photo(m, seed=i) for i, m in enumerate(masters)]
-    rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation)
+    from .inference import check_detail
+    details = [check_detail(d) for d in args.detail]
+    rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation, details=details)
     written = write_results(rows, args.out)
     print(markdown_table(rows))
     print("wrote " + ", ".join(str(p) for p in written.values()))

@@ -9,7 +9,8 @@ bicubic against the LR face itself. This script measures whether that proxy pred
 gain. Faces: the out-of-distribution set (`python -m arasfsr.data.ood`: faces from other
 sources than the training studio). Per face: HR = the aligned face, LR = PIL bicubic HR / factor,
 saved as JPEG at each quality (0: lossless); the weights are the default per-input choice
-(`arasfsr.damage.choose`, "restore" table). Prints, per quality, the faces, the mean true gain over
+(`arasfsr.damage.choose`, "restore" table) with its share of detail (`damage.choose_detail`;
+`--detail D` for a fixed share). Prints, per quality, the faces, the mean true gain over
 bicubic (Y-PSNR, dB), the worst, and the same after the guard (a face whose self-check loses by
 more than GUARD_MARGIN keeps bicubic: gain 0), and how many faces the guard kept.
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recompress", action="store_true",
                         help="save the self-check's half-size copy as JPEG at the input's quality")
+    parser.add_argument("--detail", default="auto",
+                        help="share of the model's detail over bicubic kept (0-1), or auto: the per-input default")
     parser.add_argument("--verbose", action="store_true", help="one line per face")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         raise SystemExit(f"no faces under {args.data} ({args.split}); build them: python -m arasfsr.data.ood")
     models: dict[str, object] = {}
-    print(f"{len(paths)} faces, x{args.factor:g}, self-check margin {GUARD_MARGIN} dB, "
+    print(f"{len(paths)} faces, x{args.factor:g}, detail {args.detail}, self-check margin {GUARD_MARGIN} dB, "
           f"{args.threads} thread(s)\n")
     print("| LR | faces | checked | guard keeps bicubic | mean gain | worst | mean with guard | worst with guard "
           "| corr(check, gain) |\n|---|---|---|---|---|---|---|---|---|")
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 gains.append(0.0), checks.append(float("nan")), kept.append(False)
                 continue
             model = models.setdefault(name, weights.load_model(name, device="cpu"))
-            sr = inference.upscale(model, lr, size=(hr.height, hr.width), device="cpu")
+            detail = damage.choose_detail(found) if args.detail == "auto" else float(args.detail)
+            sr = inference.upscale(model, lr, size=(hr.height, hr.width), device="cpu", detail=detail)
             base = inference.upscale("bicubic", lr, size=(hr.height, hr.width))
             gain = psnr_y(sr, hr) - psnr_y(base, hr)
             crop = np.asarray(lr.convert("RGB"), np.float32) / 255

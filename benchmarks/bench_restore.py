@@ -23,7 +23,9 @@ union of face boxes ("faces") and the whole photo ("photo"), for:
            encoder, but the face fills less of the crop than GCM saw in training; measured here only)
 `--background natural` draws everything but the faces with the natural-photo model (native method); `--background
 auto` chooses per photo by its damage, as `restore` does by default.
-Prints one row per photo and the mean, median and worst gains over bicubic. (At an integer factor
+Prints one row per photo and the mean, median and worst gains over bicubic, then per method the
+worst single face (each YuNet box on its own) and how many faces fall below -0.3 dB and below
+bicubic. (At an integer factor
 the output grid and a crop's own n_out grid coincide, so "resample" equals "native" there.)
 """
 from __future__ import annotations
@@ -168,13 +170,15 @@ def restore_with_context(model, lr: Image.Image, out_size: tuple[int, int], cont
 
 
 # ----------------------------------------------------------------------------- metrics
-def face_mask(hr: np.ndarray) -> np.ndarray:
-    """Union of the YuNet boxes on the HR photo, (H, W) bool."""
-    mask = np.zeros(hr.shape[:2], bool)
+def face_masks(hr: np.ndarray) -> list[np.ndarray]:
+    """One (H, W) bool mask per YuNet box on the HR photo."""
+    masks = []
     for face in restore.detect(hr):
         x, y, w, h = face.box
+        mask = np.zeros(hr.shape[:2], bool)
         mask[max(0, math.floor(y)):math.ceil(y + h), max(0, math.floor(x)):math.ceil(x + w)] = True
-    return mask
+        masks.append(mask)
+    return masks
 
 
 def psnr_y_on(pred: Image.Image, target: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = test_split_photos(Path(args.data))
         photos += compose(photos, args.composites)
     methods = args.methods.split(",")
-    rows, gains = [], {m: {"faces": [], "photo": []} for m in methods}
+    rows, gains = [], {m: {"faces": [], "photo": [], "face": []} for m in methods}
     header = (["photo", "size", "faces"] + ["bicubic faces dB"]
               + [f"{m} faces gain" for m in methods] + [f"{m} photo gain" for m in methods])
     seconds = {m: 0.0 for m in methods}
@@ -256,13 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         lr = Image.fromarray(hr).resize((hr.shape[1] // f, hr.shape[0] // f), Image.BICUBIC)
         if args.jpeg:  # an ordinary photo's damage: the LR saved as JPEG
             lr = jpeg(lr, args.jpeg)
-        mask = face_mask(hr)
+        boxes = face_masks(hr)
+        mask = np.logical_or.reduce(boxes) if boxes else np.zeros(hr.shape[:2], bool)
         if not mask.any():
             print(f"{name}: no face found on the HR photo, skipped", file=sys.stderr)
             continue
         bicubic = lr.resize((hr.shape[1], hr.shape[0]), Image.BICUBIC)
         base_faces, base_photo = psnr_y_on(bicubic, hr, mask), psnr_y_on(bicubic, hr)
-        row = [name, f"{lr.width}x{lr.height}->{hr.shape[1]}x{hr.shape[0]}", str(len(restore.detect(hr)))]
+        base_each = [psnr_y_on(bicubic, hr, box) for box in boxes]
+        row = [name, f"{lr.width}x{lr.height}->{hr.shape[1]}x{hr.shape[0]}", str(len(boxes))]
         row.append(f"{base_faces:.2f}")
         face_gain, photo_gain = [], []
         model = model_for(lr)
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             g_photo = psnr_y_on(out, hr) - base_photo
             gains[method]["faces"].append(g_faces)
             gains[method]["photo"].append(g_photo)
+            gains[method]["face"] += [psnr_y_on(out, hr, box) - b for box, b in zip(boxes, base_each)]
             face_gain.append(f"{g_faces:+.2f}")
             photo_gain.append(f"{g_photo:+.3f}")
         rows.append(row + face_gain + photo_gain)
@@ -304,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])
+        each = gains[m]["face"]
         print(f"{m}: faces mean {statistics.fmean(gains[m]['faces']):+.2f} dB over bicubic; "
-              f"photos worse than bicubic overall: {worse}/{len(rows)}")
+              f"photos worse than bicubic overall: {worse}/{len(rows)}; single faces: worst {min(each):+.2f} dB, "
+              f"{sum(g < -0.3 for g in each)}/{len(each)} below -0.3 dB, {sum(g < 0 for g in each)} below bicubic")
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
     return 0

@@ -115,7 +115,7 @@ run() {
     --scale-range 1,8 --grad-clip 1 --ema-decay 0.999 --threads 1 --workers 0 --out "runs/${name}_small" \
     --resume --no-progress --val-every 500 --ckpt-every 100 "${extra[@]}" \
     --data-description "$desc" \
-    >> "runs/${name}_small.log" 2>&1
+    >> "runs/${name}_small.log" 2>&1 || { echo "FAILED $name: see runs/${name}_small.log" >&2; return 1; }
   echo "finished $name: runs/${name}_small/${model}_small.safetensors"
 }
 export -f run

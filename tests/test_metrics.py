@@ -39,3 +39,18 @@ def test_evaluate_grid_and_outputs(tmp_path, tiny_model):
     assert "16->64 (x4)" in paths["markdown"].read_text() and paths["plot"].stat().st_size > 1000
     assert len(paths["csv"].read_text().splitlines()) == 1 + 4
     assert "| tiny |" in markdown_table(rows)
+
+
+def test_evaluate_grid_scores_each_detail_share_as_its_own_row(tiny_model):
+    from arasfsr.data import make_eval_pair
+    from arasfsr.inference import upscale
+    rng = np.random.default_rng(2)
+    masters = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(2)]
+    rows = evaluate_grid({"tiny": tiny_model, "bicubic": "bicubic"}, masters, [16], [4], progress=False,
+                         details=(1.0, 0.5, 0.0))
+    by = {r["model"]: r["psnr"] for r in rows}
+    assert set(by) == {"tiny", "tiny detail 0.5", "tiny detail 0", "bicubic"}  # bicubic has no detail to share
+    assert by["tiny detail 0"] == pytest.approx(by["bicubic"], abs=0.05)     # no detail left: bicubic
+    pairs = [make_eval_pair(m, 16, 4) for m in masters]
+    half = np.mean([psnr_y(upscale(tiny_model, lr, size=hr.size, detail=0.5), hr) for lr, hr in pairs])
+    assert by["tiny detail 0.5"] == pytest.approx(half, abs=1e-9) and by["tiny detail 0.5"] != by["tiny"]
