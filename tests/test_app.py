@@ -378,6 +378,15 @@ def test_auto_chooses_by_the_inputs_damage_and_says_why(tmp_path, examples):
     assert name == damage.CHOICE["heavy"] and "quality 30" in note
     result = face.upscale_face(tmp_path / "q30.jpg", 1.5)
     assert any("quality 30" in n for n in result.notes) and f"_{name}_" in Path(result.result_path).name
+    # and on a JPEG it keeps a share of the model's detail, says so, and draws exactly that
+    share = damage.DETAIL["heavy"]
+    assert share < 1 and any(f"{share:.0%} of their detail over bicubic" in n for n in result.notes)
+    assert "detail" not in clean.report
+    import arasfsr
+    from arasfsr.weights import load_model
+    expected = arasfsr.upscale(load_model(name), tmp_path / "q30.jpg", scale=1.5, detail=share)
+    drawn = np.asarray(Image.open(result.result_path).convert("RGB"), np.int16)
+    assert np.abs(drawn - np.asarray(expected, np.int16)).max() <= 1
 
 
 def test_the_demo_opens_no_image_itself():
