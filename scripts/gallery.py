@@ -8,7 +8,8 @@ photograph, scikit-image's data), both public domain, read from the installed pa
 as the training faces are (YuNet, the same framing, 128 px); never trained or validated on (they are
 the demo's example portraits, kept for evaluation). Each row: the original
 128 px aligned face, bicubic from the 32 px LR, the default result (weights chosen per input by
-`arasfsr.damage.choose`, as the CLI and the app do), and the LR itself enlarged by nearest
+`arasfsr.damage.choose`, with the share of detail `damage.choose_detail` keeps, as the CLI and the
+app do), and the LR itself enlarged by nearest
 neighbour so its pixels can be seen. One thread.
 """
 from __future__ import annotations
@@ -91,12 +92,14 @@ def main() -> int:
             name, found = damage.choose(lr)
             if name not in models:
                 models[name] = "bicubic" if name == "bicubic" else load_model(name, device="cpu")
-            result = upscale(models[name], lr, size=(128, 128))
+            detail = damage.choose_detail(found) if name != "bicubic" else 1.0
+            result = upscale(models[name], lr, size=(128, 128), detail=detail)
             bicubic = upscale("bicubic", lr, size=(128, 128))
             tiles += [hr, bicubic, result, lr.resize((128, 128), Image.NEAREST)]
             labels += ["original", f"bicubic {psnr_y(bicubic, hr):.2f} dB",
-                       f"{name} {psnr_y(result, hr):.2f} dB", f"input: {label}"]
-            print(f"{key} {label}: {damage.describe(name, found)}; bicubic {psnr_y(bicubic, hr):.2f} dB, "
+                       f"{name}{'' if detail == 1 else f' {detail:.0%}'} {psnr_y(result, hr):.2f} dB",
+                       f"input: {label}"]
+            print(f"{key} {label}: {damage.describe(name, found, detail)}; bicubic {psnr_y(bicubic, hr):.2f} dB, "
                   f"result {psnr_y(result, hr):.2f} dB")
         sheet = Image.new("RGB", (4 * 132, len(INPUTS) * 146 + 16), "white")
         draw = ImageDraw.Draw(sheet)
