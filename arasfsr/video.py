@@ -353,7 +353,7 @@ class TemporalFilter:
     weight: float = 0.35
     mismatch: float = 0.06                         # 0-1 units of luma
     colour: bool = False
-    base: float = 0.8                              # this frame's share of the bicubic base (1: its own; colour: weight)
+    base: float = TEMPORAL_BASE                    # this frame's share of the bicubic base (1: its own; colour: weight)
     _signal: np.ndarray | None = None              # last frame's filtered detail and base, (H, W, 6)
     _mask: np.ndarray | None = None                # where it holds a face, (H, W)
     _luma: np.ndarray | None = None                # last frame's bicubic luma, (H, W)
