@@ -26,6 +26,12 @@ default decoder's. The fast path is the same code (the first Linear then reads o
 [rel, x_t, rel_cell]). It is trained by distillation (`train --teacher`): the encoder and LFE are the
 default model's, copied and frozen, and the student learns the teacher's output at random
 coordinates and scales of the training faces, so it needs no more faces than the encoder saw.
+Two ways to give the student more capacity without a wider per-query MLP (both run per LR pixel):
+`pixel_modulation` (LMF's modulation) makes the pixel network emit a term for *every* hidden layer's
+pre-activation, not only the first (the per-query cost grows by one wider gather, not by any
+matrix product), and `projection_blocks` adds residual blocks (3x3 conv, ReLU, 1x1 conv) inside it.
+Both start as the identity (their last weights are zero), so a trained student can be grown into
+them and continue from the same function (`model.grow_state_dict`).
 
 Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
 (scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,
@@ -237,15 +243,28 @@ class LocalImplicitDecoder(nn.Module):
     """
 
     def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4,
-                 use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0):
+                 use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0,
+                 pixel_modulation: bool = False, projection_blocks: int = 0):
         super().__init__()
+        if (pixel_modulation or projection_blocks) and not projection_hidden:
+            raise ValueError("pixel_modulation and projection_blocks need a pixel network (projection_hidden > 0)")
         self.latent_channels = latent_channels
         self.use_gcm = use_gcm
         # projection_hidden > 0 (arasfsr-fast): the LR pixel's part of the first layer is a small
-        # network of its own, run once per LR pixel, and the first Linear reads only the query part
+        # network of its own, run once per LR pixel, and the first Linear reads only the query part;
+        # with pixel_modulation it also emits an additive term for each later hidden layer
+        self.modulated_layers = hidden_layers if pixel_modulation else 1
         self.pixel_net = nn.Sequential(
             nn.Conv2d(latent_channels, projection_hidden, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(projection_hidden, hidden_dim, 1)) if projection_hidden else None
+            nn.Conv2d(projection_hidden, hidden_dim * self.modulated_layers, 1)) if projection_hidden else None
+        self.pixel_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(projection_hidden, projection_hidden, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(projection_hidden, projection_hidden, 1)) for _ in range(projection_blocks))
+        with torch.no_grad():  # the added capacity starts as the identity (see `model.grow_state_dict`)
+            for block in self.pixel_blocks:
+                block[2].weight.zero_(), block[2].bias.zero_()
+            if pixel_modulation:
+                self.pixel_net[2].weight[hidden_dim:].zero_(), self.pixel_net[2].bias[hidden_dim:].zero_()
         self.unfolded_dim = 0 if projection_hidden else 9 * latent_channels
         in_dim = self.unfolded_dim + 2 + (2 if use_gcm else 0) + 2
         stream = 2 if use_gcm else 1  # hidden layers read [h; m] with GCM
@@ -254,6 +273,13 @@ class LocalImplicitDecoder(nn.Module):
         self.out = nn.Linear(hidden_dim, 3)
         self.sine = SineStream(gcm_frequencies, hidden_dim, hidden_layers) if use_gcm else None
 
+    def pixel_terms(self, latent: torch.Tensor) -> torch.Tensor:
+        """The pixel network: (B, C, h, w) -> (B, D * modulated_layers, h, w), no layer biases."""
+        x = torch.relu(self.pixel_net[0](latent))
+        for block in self.pixel_blocks:
+            x = x + block(x)
+        return self.pixel_net[2](x)
+
     # ---- the straightforward formulation -------------------------------------------------
     def forward_reference(self, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor,
                           frame: Frame | None = None) -> torch.Tensor:
@@ -261,7 +287,8 @@ class LocalImplicitDecoder(nn.Module):
         if self.pixel_net is None:
             pixel_rows = to_rows(F.unfold(latent, 3, padding=1).view(b, 9 * c, h, w))  # (B, h*w, 9C)
         else:
-            pixel_rows = to_rows(self.pixel_net(latent))  # (B, h*w, D), added after the first Linear
+            pixel_rows = to_rows(self.pixel_terms(latent))  # (B, h*w, D * modulated_layers), added after each Linear
+        d = self.layers[0].out_features
         index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
         rel_cell = cell * per_axis(cell, h, w)  # = 2 / scale: the decoder knows the zoom
         pred = 0
@@ -270,21 +297,23 @@ class LocalImplicitDecoder(nn.Module):
             if self.use_gcm:
                 parts.append(to_global(centre[t], frame))
             parts.append(rel_cell)
+            mods = [0] * len(self.layers)  # the pixel network's term for each layer
             if self.pixel_net is None:
                 x = self.layers[0](torch.cat([gather_rows(pixel_rows, index[t])] + parts, dim=-1))
             else:
-                x = self.layers[0](torch.cat(parts, dim=-1)) + gather_rows(pixel_rows, index[t])
+                mods = list(gather_rows(pixel_rows, index[t]).split(d, dim=-1)) + [0] * len(self.layers)
+                x = self.layers[0](torch.cat(parts, dim=-1)) + mods[0]
             x = torch.relu(x)
             if self.use_gcm:
                 gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
                 m = x * gates[0]
-                for layer, g in zip(self.layers[1:], gates[1:]):
-                    x = torch.relu(layer(torch.cat([x, m], dim=-1)))
+                for i, (layer, g) in enumerate(zip(self.layers[1:], gates[1:]), 1):
+                    x = torch.relu(layer(torch.cat([x, m], dim=-1)) + mods[i])
                     m = x * g
                 x = m
             else:
-                for layer in self.layers[1:]:
-                    x = torch.relu(layer(x))
+                for i, layer in enumerate(self.layers[1:], 1):
+                    x = torch.relu(layer(x) + mods[i])
             pred = pred + self.out(x) * weight[t].unsqueeze(-1)
         return pred
 
@@ -301,12 +330,17 @@ class LocalImplicitDecoder(nn.Module):
         if self.pixel_net is None:
             weight_z = first.weight[:, :n].reshape(d, self.latent_channels, 3, 3)
             proj = F.conv2d(latent, weight_z, first.bias, padding=1)  # (B, D, h, w)
-        else:  # the pixel network's output, plus the first layer's bias
-            proj = self.pixel_net(latent) + first.bias.view(1, d, 1, 1)
-        if self.use_gcm:  # + W_xt x_t, x_t = the LR pixel's centre
+        else:  # the pixel network's output, plus each modulated layer's bias
+            biases = torch.cat([layer.bias for layer in self.layers[:self.modulated_layers]])
+            proj = self.pixel_terms(latent) + biases.view(1, -1, 1, 1)
+        rows = to_rows(proj)  # (B, h*w, D * modulated_layers)
+        if self.use_gcm:  # + W_xt x_t, x_t = the LR pixel's centre (the first layer's columns)
             centres = to_global(make_coord(latent.shape[-2:], device=latent.device, dtype=latent.dtype), frame)
-            return to_rows(proj) + centres @ first.weight[:, n + 2:n + 4].t()
-        return to_rows(proj)
+            xt = centres @ first.weight[:, n + 2:n + 4].t()
+            if self.modulated_layers == 1:
+                return rows + xt
+            return torch.cat([rows[..., :d] + xt, rows[..., d:]], dim=-1)
+        return rows
 
     def forward_fast(self, projection: torch.Tensor, latent_shape: tuple[int, int],
                      coord: torch.Tensor, cell: torch.Tensor, frame: Frame | None = None) -> torch.Tensor:
@@ -314,37 +348,52 @@ class LocalImplicitDecoder(nn.Module):
             return self._fast_autograd(projection, latent_shape, coord, cell, frame=frame)
         return in_blocks(functools.partial(self._fast_inference, frame=frame), projection, latent_shape, coord, cell)
 
-    def _first_layer(self, projection, latent_shape, coord, cell, out=None):
-        """First-layer pre-activations for the four corners: (4*B*N, D), and blend weights."""
+    def _first_layer(self, projection, latent_shape, coord, cell, out=None, gathered=None):
+        """First-layer pre-activations for the four corners: (4*B*N, D), the blend weights, and
+        the later layers' pixel terms [(4*B*N, D), ...] (empty without pixel_modulation).
+        Without modulation the gathered rows are written straight into `out`; with it they go to
+        `gathered` (4BN, D * layers) and the first layer's part is added into `out`."""
         h, w = latent_shape
         b, nq, _ = coord.shape
         first = self.layers[0]
-        n = self.unfolded_dim
+        n, d = self.unfolded_dim, first.out_features
         index, _, rel, weight = local_ensemble_corners(coord, (h, w))
         rel_cell = (cell * per_axis(cell, h, w)).expand(4, b, nq, 2)
         cols = [n, n + 1, first.in_features - 2, first.in_features - 1]  # rel_y, rel_x, cell_y, cell_x
         w_query = first.weight[:, cols]  # (D, 4)
-        # per-pixel projection gathered for each corner + the rank-4 per-query part
-        x = gather_rows(projection, index, out=out).view(4 * b * nq, -1)  # (4BN, D)
         query_part = torch.cat([rel, rel_cell], -1).view(-1, 4)
-        x = torch.addmm(x, query_part, w_query.t()) if out is None else x.addmm_(query_part, w_query.t())
-        return x, weight
+        # per-pixel projection gathered for each corner + the rank-4 per-query part
+        if self.modulated_layers == 1:
+            x = gather_rows(projection, index, out=out).view(4 * b * nq, -1)  # (4BN, D)
+            x = torch.addmm(x, query_part, w_query.t()) if out is None else x.addmm_(query_part, w_query.t())
+            return x, weight, []
+        rows = gather_rows(projection, index, out=gathered).view(4 * b * nq, -1)  # (4BN, D * layers)
+        mods = list(rows.split(d, dim=1))
+        x = torch.addmm(mods[0], query_part, w_query.t(), out=out)
+        return x, weight, mods[1:]
 
     def _fast_autograd(self, projection, latent_shape, coord, cell, frame=None):
         b, nq, _ = coord.shape
-        x, weight = self._first_layer(projection, latent_shape, coord, cell)
+        x, weight, mods = self._first_layer(projection, latent_shape, coord, cell)
         x = torch.relu(x)
+
+        def linear(i, inputs):  # layer i; with modulation its bias is in the gathered pixel term
+            layer = self.layers[i]
+            if mods:
+                return F.linear(inputs, layer.weight) + mods[i - 1].reshape(inputs.shape[:-1] + (-1,))
+            return layer(inputs)
+
         if self.use_gcm:
             gates = [g.reshape(1, b * nq, -1) for g in self.sine(to_global(coord, frame))]  # once per query
             x = x.view(4, b * nq, -1)
             m = x * gates[0]
-            for layer, g in zip(self.layers[1:], gates[1:]):
-                x = torch.relu(layer(torch.cat([x, m], dim=-1)))
+            for i, g in enumerate(gates[1:], 1):
+                x = torch.relu(linear(i, torch.cat([x, m], dim=-1)))
                 m = x * g
             x = m
         else:
-            for layer in self.layers[1:]:
-                x = torch.relu(layer(x))
+            for i in range(1, len(self.layers)):
+                x = torch.relu(linear(i, x))
         pred = self.out(x).view(4, b, nq, 3)
         return (pred * weight.unsqueeze(-1)).sum(0)
 
@@ -353,22 +402,25 @@ class LocalImplicitDecoder(nn.Module):
         as W_h h + W_m m (no concatenated copy), in place, in reused buffers."""
         b, nq, _ = coord.shape
         rows, d = 4 * b * nq, self.layers[0].out_features
-        x, weight = self._first_layer(projection, latent_shape, coord, cell,
-                                      out=buffer(workspace, "h0", rows, d, projection))
+        gathered = buffer(workspace, "g", rows, projection.shape[-1], projection) if self.modulated_layers > 1 else None
+        x, weight, mods = self._first_layer(projection, latent_shape, coord, cell,
+                                            out=buffer(workspace, "h0", rows, d, projection), gathered=gathered)
         h = x.relu_()  # (4BN, D)
         spare = buffer(workspace, "h1", rows, d, projection)
+        # the term each later layer adds to W h: its bias, or (modulated) the gathered pixel term holding it
+        adds = mods or [layer.bias for layer in self.layers[1:]]
         if self.use_gcm:
             gates = [g.reshape(b * nq, d) for g in self.sine(to_global(coord, frame))]  # (BN, D), once per query
             m = buffer(workspace, "m", rows, d, projection)
             torch.mul(h.view(4, -1, d), gates[0], out=m.view(4, -1, d))
-            for layer, g in zip(self.layers[1:], gates[1:]):
-                h, spare = torch.addmm(layer.bias, h, layer.weight[:, :d].t(), out=spare), h
+            for layer, g, add in zip(self.layers[1:], gates[1:], adds):
+                h, spare = torch.addmm(add, h, layer.weight[:, :d].t(), out=spare), h
                 h.addmm_(m, layer.weight[:, d:].t()).relu_()
                 torch.mul(h.view(4, -1, d), g, out=m.view(4, -1, d))  # m = h * g
             h = m
         else:
-            for layer in self.layers[1:]:
-                h, spare = torch.addmm(layer.bias, h, layer.weight.t(), out=spare).relu_(), h
+            for layer, add in zip(self.layers[1:], adds):
+                h, spare = torch.addmm(add, h, layer.weight.t(), out=spare).relu_(), h
         pred = torch.addmm(self.out.bias, h, self.out.weight.t())
         return (pred.view(4, b, nq, 3) * weight.unsqueeze(-1)).sum(0)
 

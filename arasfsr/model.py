@@ -42,6 +42,8 @@ class ModelConfig:
     hidden_layers: int = 4
     projection_hidden: int = 0       # > 0: a per-LR-pixel network (3x3 conv to this width, ReLU, 1x1) feeds
                                      # the first layer, which then reads only the query (arasfsr-fast)
+    pixel_modulation: bool = False   # the pixel network also adds a term to every later hidden layer (LMF)
+    projection_blocks: int = 0       # residual blocks (3x3 conv, ReLU, 1x1) inside the pixel network
     use_lfe: bool = True
     lfe_channels: int = 64
     lfe_blocks: int = 4
@@ -65,6 +67,10 @@ class ModelConfig:
             raise ValueError("LTE has no projection_hidden: its per-pixel terms are its amplitude and frequency convs")
         if self.projection_hidden < 0:
             raise ValueError(f"projection_hidden must be 0 or positive, got {self.projection_hidden}")
+        if self.projection_blocks < 0:
+            raise ValueError(f"projection_blocks must be 0 or positive, got {self.projection_blocks}")
+        if (self.pixel_modulation or self.projection_blocks) and not self.projection_hidden:
+            raise ValueError("pixel_modulation and projection_blocks need a pixel network: set projection_hidden > 0")
         if self.name == "lte" and (self.use_lfe or self.use_gcm):
             raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
 
@@ -121,7 +127,8 @@ class SRModel(nn.Module):
             self.decoder = LTEDecoder(latent_channels, c.hidden_dim, c.hidden_layers)
         else:
             self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
-                                                c.use_gcm, c.gcm_frequencies, c.projection_hidden)
+                                                c.use_gcm, c.gcm_frequencies, c.projection_hidden,
+                                                c.pixel_modulation, c.projection_blocks)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,
@@ -198,6 +205,40 @@ class SRModel(nn.Module):
         if with_features:
             return pred, features
         return (pred, features.kl()) if with_kl else pred
+
+
+# Config changes that only add capacity which starts as the identity (decoder.LocalImplicitDecoder)
+GROWABLE = {"pixel_modulation": (False, True), "projection_blocks": None}
+
+
+def grow_state_dict(model: SRModel, source: SRModel) -> list[str]:
+    """Load `source`'s weights into `model`, a grown copy of it: the same config except more
+    pixel-network capacity (pixel_modulation switched on, more projection_blocks). The new parts
+    keep their identity start (zero last weights), so `model` computes what `source` computes.
+
+    Returns the names of the tensors that were grown or are new. Raises ValueError when `model`
+    is not a grown `source` (any other config difference, or a shape that cannot be grown).
+    """
+    mine, theirs = model.config.to_dict(), source.config.to_dict()
+    for key in mine:
+        if mine[key] == theirs[key]:
+            continue
+        if key == "pixel_modulation" and (theirs[key], mine[key]) == GROWABLE[key]:
+            continue
+        if key == "projection_blocks" and mine[key] > theirs[key]:
+            continue
+        raise ValueError(f"cannot grow a {key}={theirs[key]!r} model into {key}={mine[key]!r}")
+    state, grown = model.state_dict(), []
+    for name, tensor in source.state_dict().items():
+        target = state[name]
+        if target.shape == tensor.shape:
+            target.copy_(tensor)
+        else:  # the pixel network's last conv, now emitting a term per hidden layer: the first rows
+            target[:tensor.shape[0]].copy_(tensor)
+            grown.append(name)
+    grown += sorted(set(state) - set(source.state_dict()))
+    model.load_state_dict(state)
+    return grown
 
 
 def create_model(name: str = "arasfsr", preset: str = "small", pretrained: bool = False,

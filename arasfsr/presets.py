@@ -27,6 +27,12 @@ FAMILIES = {
     # with a per-LR-pixel network in front of a narrow per-query MLP, distilled from `arasfsr`
     "arasfsr-fast": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                          hidden_dim=48, hidden_layers=3, projection_hidden=128),
+    # experiments (issue 21): the same student with more per-LR-pixel capacity, grown from it
+    "arasfsr-fast-mod": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
+                             hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True),
+    "arasfsr-fast-deep": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
+                              hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True,
+                              projection_blocks=1),
     # the same for photographs: a LIIF-style student of the LTE `natural` weights (no LFE, no GCM)
     "natural-fast": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=True,
                          hidden_dim=48, hidden_layers=3, projection_hidden=128),

@@ -56,7 +56,7 @@ from .checkpoints import (
     save_atomic,
     weights_problem,
 )
-from .model import create_model
+from .model import create_model, grow_state_dict
 from .training_log import TrainingLog, band_losses, plot_curves
 
 # The default learning rate per preset when none is given. The paper preset takes the authors'
@@ -272,15 +272,22 @@ class Trainer:
         source = load_model(path)
         if source.config.name != self.model.config.name:
             raise ValueError(f"--init-from {path} holds a {source.config.name} model, not {self.model.config.name}")
+        grown = None
         try:
             self.model.load_state_dict(source.state_dict())
         except RuntimeError as err:
-            raise ValueError(f"--init-from {path} does not fit {self.cfg.model}/{self.cfg.preset}: "
-                             f"{str(err).splitlines()[0]}") from None
+            try:  # a student grown into more pixel-network capacity (model.grow_state_dict)
+                grown = grow_state_dict(self.model, source)
+            except (ValueError, KeyError, RuntimeError):
+                raise ValueError(f"--init-from {path} does not fit {self.cfg.model}/{self.cfg.preset}: "
+                                 f"{str(err).splitlines()[0]}") from None
         info = source.training_info
-        return {"file": Path(path).name, "steps": info.get("steps"),
-                "total_steps": info.get("total_steps", info.get("steps")), "recipe": info.get("recipe"),
-                "lfe_activation": source.config.lfe_activation}
+        out = {"file": Path(path).name, "steps": info.get("steps"),
+               "total_steps": info.get("total_steps", info.get("steps")), "recipe": info.get("recipe"),
+               "lfe_activation": source.config.lfe_activation}
+        if grown is not None:
+            out["grown"] = grown
+        return out
 
     def _teacher(self, path: str):
         """Distillation: the teacher (frozen, eval mode) and its facts. The student takes the

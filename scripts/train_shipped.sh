@@ -22,6 +22,7 @@
 # natural-photo file (NATURAL_FAST_STEPS steps on its photographs, scales 1-8).
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
+#        the experiments arasfsr-fast-mod arasfsr-fast-deep,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -46,6 +47,9 @@ mkdir -p runs/release-0.3 runs/release-0.4  # the 0.3 ARASFSR file, where the 0.
 mkdir -p runs/release-0.7  # the 0.7 render-fast student, where arasfsr-fast-more starts
 [ -s runs/release-0.7/arasfsr-fast_small.safetensors ] ||
   git show "9fd9644:weights/arasfsr-fast_small.safetensors" > runs/release-0.7/arasfsr-fast_small.safetensors
+mkdir -p runs/release-0.8  # the 0.8 student, which arasfsr-fast-mod and -deep grow
+[ -s runs/release-0.8/arasfsr-fast_small.safetensors ] ||
+  git show "9695258:weights/arasfsr-fast_small.safetensors" > runs/release-0.8/arasfsr-fast_small.safetensors
 mkdir -p runs/release-0.5
 [ -s runs/release-0.5/natural_small.safetensors ] ||
   git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
@@ -69,6 +73,13 @@ run() {
     extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.7/arasfsr-fast_small.safetensors
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-9000+${FAST_MORE_STEPS:-8000}")
+  elif [ "$name" = arasfsr-fast-mod ] || [ "$name" = arasfsr-fast-deep ]; then
+    # experiment (issue 21): the 0.8 student grown into more per-LR-pixel capacity (a pixel term for every
+    # hidden layer; -deep also a residual block in the pixel network), both starting as the 0.8 function
+    model=$name steps=${GROW_STEPS:-8000} lr=2e-4 warmup=50
+    extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.8/arasfsr-fast_small.safetensors
+           --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
+           --recipe "distil-9000+8000+grow-${GROW_STEPS:-8000}")
   elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
     model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"

@@ -8,7 +8,7 @@ from PIL import Image
 
 import arasfsr
 from arasfsr.coords import make_coord
-from arasfsr.model import ModelConfig, create_model
+from arasfsr.model import ModelConfig, create_model, grow_state_dict
 from arasfsr.train import TrainConfig, Trainer
 from arasfsr.weights import default_weights_path, family_of, read_metadata, save_model
 
@@ -24,10 +24,14 @@ def _queries(n=300, seed=0):
 
 
 @pytest.mark.parametrize("use_gcm", [True, False])
-def test_pixel_network_fast_path_equals_reference(use_gcm):
+@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-mod", "arasfsr-fast-deep"])
+def test_pixel_network_fast_path_equals_reference(use_gcm, family):
     torch.manual_seed(0)
-    model = create_model("arasfsr-fast", preset="tiny", use_gcm=use_gcm).eval()
+    model = create_model(family, preset="tiny", use_gcm=use_gcm).eval()
     assert model.decoder.pixel_net is not None and model.decoder.layers[0].in_features == (6 if use_gcm else 4)
+    with torch.no_grad():  # the grown parts start at zero: give them weights, or they test nothing
+        for p in model.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
     features = model.encode(torch.rand(2, 3, 14, 17))
     coord, cell = _queries()
     with torch.no_grad():
@@ -47,6 +51,33 @@ def test_family_and_old_configs():
     assert family_of(old) == "arasfsr" and ModelConfig.from_dict(old).projection_hidden == 0
     with pytest.raises(ValueError, match="LTE has no projection_hidden"):
         ModelConfig(name="lte", use_lfe=False, use_gcm=False, projection_hidden=8)
+
+
+@pytest.mark.parametrize("family", ["arasfsr-fast-mod", "arasfsr-fast-deep"])
+def test_a_student_grows_into_more_pixel_capacity_and_computes_the_same(family):
+    torch.manual_seed(1)
+    source = create_model("arasfsr-fast", preset="tiny").eval()
+    with torch.no_grad():
+        for p in source.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    grown_model = create_model(family, preset="tiny").eval()
+    grown = grow_state_dict(grown_model, source)
+    assert "decoder.pixel_net.2.weight" in grown
+    assert any(name.startswith("decoder.pixel_blocks") for name in grown) == (family == "arasfsr-fast-deep")
+    lr = torch.rand(2, 3, 11, 13)
+    coord, cell = _queries()
+    with torch.no_grad():
+        same = grown_model(lr, coord, cell)
+        torch.testing.assert_close(same, source(lr, coord, cell), atol=1e-6, rtol=0)
+        for p in grown_model.decoder.pixel_net[2].parameters():  # the new terms are read: changing them changes the output
+            p[source.config.hidden_dim:].add_(0.1)
+        assert (grown_model(lr, coord, cell) - same).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="cannot grow"):  # only more capacity, nothing else
+        grow_state_dict(create_model(family, preset="tiny", hidden_dim=40), source)
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow_state_dict(create_model("arasfsr-fast", preset="tiny"), grown_model)
+    with pytest.raises(ValueError, match="need a pixel network"):
+        ModelConfig(pixel_modulation=True)
 
 
 def test_old_weight_files_still_load():
@@ -122,6 +153,26 @@ def test_a_student_continues_from_its_file_and_a_foreign_one_is_refused(faces, t
     save_model(create_model("arasfsr-fast", preset="tiny"), stranger)
     cfg.init_from, cfg.out = str(stranger), str(tmp_path / "bad")
     with pytest.raises(ValueError, match="its encoder is not the teacher's"):
+        Trainer(cfg, progress=False)
+
+
+def test_a_student_continues_grown_and_says_so(faces, teacher, tmp_path):
+    first = _distil(faces, teacher, tmp_path / "run", steps=4).run()
+    cfg = _distil(faces, teacher, tmp_path / "grown", steps=3, model="arasfsr-fast-deep").cfg
+    cfg.init_from = str(first)
+    trainer = Trainer(cfg, progress=False)
+    source = arasfsr.load_model(first)
+    lr = torch.rand(1, 3, 12, 12)
+    coord, cell = _queries(200)
+    with torch.no_grad():  # it starts as the file it grew from (z = mu: no sampling in the comparison)
+        mine = trainer.model.query(trainer.model.encode(lr, sample=False), coord[:1], cell[:1])
+        torch.testing.assert_close(mine, source(lr, coord[:1], cell[:1]), atol=1e-6, rtol=0)
+    info = read_metadata(trainer.run())["training"]
+    assert info["init_from"]["file"] == first.name
+    assert "decoder.pixel_net.2.weight" in info["init_from"]["grown"]
+    cfg.model, cfg.out = "arasfsr-fast", str(tmp_path / "shrunk")  # a grown file does not fit a plain student
+    cfg.init_from = str(tmp_path / "grown" / "arasfsr-fast-deep_tiny.safetensors")
+    with pytest.raises(ValueError, match="does not fit"):
         Trainer(cfg, progress=False)
 
 
