@@ -30,8 +30,11 @@ Two ways to give the student more capacity without a wider per-query MLP (both r
 `pixel_modulation` (LMF's modulation) makes the pixel network emit a term for *every* hidden layer's
 pre-activation, not only the first (the per-query cost grows by one wider gather, not by any
 matrix product), and `projection_blocks` adds residual blocks (3x3 conv, ReLU, 1x1 conv) inside it.
-Both start as the identity (their last weights are zero), so a trained student can be grown into
-them and continue from the same function (`model.grow_state_dict`).
+A third, per query: `rel_frequencies` K adds Fourier features of the offset, sin and cos of
+pi 2^k rel (k < K; 4K numbers), to the first layer (`rel_features`), so the narrow MLP can draw
+structure finer than an LR pixel without more width. All start as the identity (their last weights
+are zero), so a trained student can be grown into them and continue from the same function
+(`model.grow_state_dict`).
 
 Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
 (scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,
@@ -244,7 +247,7 @@ class LocalImplicitDecoder(nn.Module):
 
     def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4,
                  use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0,
-                 pixel_modulation: bool = False, projection_blocks: int = 0):
+                 pixel_modulation: bool = False, projection_blocks: int = 0, rel_frequencies: int = 0):
         super().__init__()
         if (pixel_modulation or projection_blocks) and not projection_hidden:
             raise ValueError("pixel_modulation and projection_blocks need a pixel network (projection_hidden > 0)")
@@ -272,6 +275,16 @@ class LocalImplicitDecoder(nn.Module):
             nn.Linear(stream * hidden_dim, hidden_dim) for _ in range(hidden_layers - 1)])
         self.out = nn.Linear(hidden_dim, 3)
         self.sine = SineStream(gcm_frequencies, hidden_dim, hidden_layers) if use_gcm else None
+        self.rel_frequencies = rel_frequencies
+        self.rel_features = nn.Linear(4 * rel_frequencies, hidden_dim, bias=False) if rel_frequencies else None
+        if self.rel_features is not None:
+            nn.init.zeros_(self.rel_features.weight)  # starts as the identity (see `model.grow_state_dict`)
+
+    def offset_features(self, rel: torch.Tensor) -> torch.Tensor:
+        """(..., 2) offsets in LR pixels -> (..., 4K): sin and cos of pi 2^k rel_y, then rel_x."""
+        scales = torch.pi * 2.0 ** torch.arange(self.rel_frequencies, device=rel.device, dtype=rel.dtype)
+        angles = (rel.unsqueeze(-1) * scales).flatten(-2)
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
     def pixel_terms(self, latent: torch.Tensor) -> torch.Tensor:
         """The pixel network: (B, C, h, w) -> (B, D * modulated_layers, h, w), no layer biases."""
@@ -303,6 +316,8 @@ class LocalImplicitDecoder(nn.Module):
             else:
                 mods = list(gather_rows(pixel_rows, index[t]).split(d, dim=-1)) + [0] * len(self.layers)
                 x = self.layers[0](torch.cat(parts, dim=-1)) + mods[0]
+            if self.rel_features is not None:
+                x = x + self.rel_features(self.offset_features(rel[t]))
             x = torch.relu(x)
             if self.use_gcm:
                 gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
@@ -362,6 +377,9 @@ class LocalImplicitDecoder(nn.Module):
         cols = [n, n + 1, first.in_features - 2, first.in_features - 1]  # rel_y, rel_x, cell_y, cell_x
         w_query = first.weight[:, cols]  # (D, 4)
         query_part = torch.cat([rel, rel_cell], -1).view(-1, 4)
+        if self.rel_features is not None:  # + the offset's Fourier features (one product with both)
+            query_part = torch.cat([query_part, self.offset_features(rel).view(-1, 4 * self.rel_frequencies)], -1)
+            w_query = torch.cat([w_query, self.rel_features.weight], 1)
         # per-pixel projection gathered for each corner + the rank-4 per-query part
         if self.modulated_layers == 1:
             x = gather_rows(projection, index, out=out).view(4 * b * nq, -1)  # (4BN, D)

@@ -44,6 +44,7 @@ class ModelConfig:
                                      # the first layer, which then reads only the query (arasfsr-fast)
     pixel_modulation: bool = False   # the pixel network also adds a term to every later hidden layer (LMF)
     projection_blocks: int = 0       # residual blocks (3x3 conv, ReLU, 1x1) inside the pixel network
+    rel_frequencies: int = 0         # Fourier features of the query's offset for the first layer (fast decoder)
     use_lfe: bool = True
     lfe_channels: int = 64
     lfe_blocks: int = 4
@@ -67,10 +68,11 @@ class ModelConfig:
             raise ValueError("LTE has no projection_hidden: its per-pixel terms are its amplitude and frequency convs")
         if self.projection_hidden < 0:
             raise ValueError(f"projection_hidden must be 0 or positive, got {self.projection_hidden}")
-        if self.projection_blocks < 0:
-            raise ValueError(f"projection_blocks must be 0 or positive, got {self.projection_blocks}")
-        if (self.pixel_modulation or self.projection_blocks) and not self.projection_hidden:
-            raise ValueError("pixel_modulation and projection_blocks need a pixel network: set projection_hidden > 0")
+        if self.projection_blocks < 0 or self.rel_frequencies < 0:
+            raise ValueError("projection_blocks and rel_frequencies must be 0 or positive")
+        if (self.pixel_modulation or self.projection_blocks or self.rel_frequencies) and not self.projection_hidden:
+            raise ValueError("pixel_modulation, projection_blocks and rel_frequencies need a pixel network: "
+                             "set projection_hidden > 0")
         if self.name == "lte" and (self.use_lfe or self.use_gcm):
             raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
 
@@ -128,7 +130,7 @@ class SRModel(nn.Module):
         else:
             self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
                                                 c.use_gcm, c.gcm_frequencies, c.projection_hidden,
-                                                c.pixel_modulation, c.projection_blocks)
+                                                c.pixel_modulation, c.projection_blocks, c.rel_frequencies)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,
@@ -207,27 +209,22 @@ class SRModel(nn.Module):
         return (pred, features.kl()) if with_kl else pred
 
 
-# Config changes that only add capacity which starts as the identity (decoder.LocalImplicitDecoder)
-GROWABLE = {"pixel_modulation": (False, True), "projection_blocks": None}
-
-
 def grow_state_dict(model: SRModel, source: SRModel) -> list[str]:
     """Load `source`'s weights into `model`, a grown copy of it: the same config except more
-    pixel-network capacity (pixel_modulation switched on, more projection_blocks). The new parts
-    keep their identity start (zero last weights), so `model` computes what `source` computes.
+    fast-decoder capacity (pixel_modulation switched on, more projection_blocks, rel_frequencies
+    where there were none). The new parts keep their identity start (zero last weights), so
+    `model` computes what `source` computes.
 
     Returns the names of the tensors that were grown or are new. Raises ValueError when `model`
     is not a grown `source` (any other config difference, or a shape that cannot be grown).
     """
     mine, theirs = model.config.to_dict(), source.config.to_dict()
+    grows = {"pixel_modulation": lambda old, new: not old and new,
+             "projection_blocks": lambda old, new: new > old,
+             "rel_frequencies": lambda old, new: old == 0 and new > 0}
     for key in mine:
-        if mine[key] == theirs[key]:
-            continue
-        if key == "pixel_modulation" and (theirs[key], mine[key]) == GROWABLE[key]:
-            continue
-        if key == "projection_blocks" and mine[key] > theirs[key]:
-            continue
-        raise ValueError(f"cannot grow a {key}={theirs[key]!r} model into {key}={mine[key]!r}")
+        if mine[key] != theirs[key] and not (key in grows and grows[key](theirs[key], mine[key])):
+            raise ValueError(f"cannot grow a {key}={theirs[key]!r} model into {key}={mine[key]!r}")
     state, grown = model.state_dict(), []
     for name, tensor in source.state_dict().items():
         target = state[name]

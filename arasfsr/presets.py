@@ -33,6 +33,9 @@ FAMILIES = {
     "arasfsr-fast-deep": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                               hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True,
                               projection_blocks=1),
+    "arasfsr-fast-rel": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
+                             hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True,
+                             rel_frequencies=4),
     # the same for photographs: a LIIF-style student of the LTE `natural` weights (no LFE, no GCM)
     "natural-fast": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=True,
                          hidden_dim=48, hidden_layers=3, projection_hidden=128),

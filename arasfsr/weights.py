@@ -249,7 +249,8 @@ def family_of(config: dict) -> str | None:
     """The `arasfsr.model.FAMILIES` name a config dict belongs to (e.g. "lte"), or None."""
     from .presets import FAMILIES
 
-    defaults = {"projection_hidden": 0, "pixel_modulation": False, "projection_blocks": 0}  # keys older files lack
+    defaults = {"projection_hidden": 0, "pixel_modulation": False, "projection_blocks": 0,
+                "rel_frequencies": 0}  # keys older files lack
     for family, switches in sorted(FAMILIES.items(), key=lambda item: -len(item[1])):  # the most specific first
         if all(config.get(key, defaults.get(key)) == value for key, value in switches.items()):
             return family

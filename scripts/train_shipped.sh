@@ -22,7 +22,7 @@
 # natural-photo file (NATURAL_FAST_STEPS steps on its photographs, scales 1-8).
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        the experiments arasfsr-fast-mod arasfsr-fast-deep,
+#        the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -73,9 +73,10 @@ run() {
     extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.7/arasfsr-fast_small.safetensors
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-9000+${FAST_MORE_STEPS:-8000}")
-  elif [ "$name" = arasfsr-fast-mod ] || [ "$name" = arasfsr-fast-deep ]; then
-    # experiment (issue 21): the 0.8 student grown into more per-LR-pixel capacity (a pixel term for every
-    # hidden layer; -deep also a residual block in the pixel network), both starting as the 0.8 function
+  elif [[ "$name" == arasfsr-fast-mod || "$name" == arasfsr-fast-deep || "$name" == arasfsr-fast-rel ]]; then
+    # experiments (issue 21): the 0.8 student grown into more capacity, each starting as the 0.8 function: a
+    # pixel term for every hidden layer (-mod); also a residual block in the pixel network (-deep), or
+    # Fourier features of the query's offset for the first layer (-rel)
     model=$name steps=${GROW_STEPS:-8000} lr=2e-4 warmup=50
     extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.8/arasfsr-fast_small.safetensors
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500

@@ -24,7 +24,7 @@ def _queries(n=300, seed=0):
 
 
 @pytest.mark.parametrize("use_gcm", [True, False])
-@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-mod", "arasfsr-fast-deep"])
+@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-mod", "arasfsr-fast-deep", "arasfsr-fast-rel"])
 def test_pixel_network_fast_path_equals_reference(use_gcm, family):
     torch.manual_seed(0)
     model = create_model(family, preset="tiny", use_gcm=use_gcm).eval()
@@ -53,7 +53,7 @@ def test_family_and_old_configs():
         ModelConfig(name="lte", use_lfe=False, use_gcm=False, projection_hidden=8)
 
 
-@pytest.mark.parametrize("family", ["arasfsr-fast-mod", "arasfsr-fast-deep"])
+@pytest.mark.parametrize("family", ["arasfsr-fast-mod", "arasfsr-fast-deep", "arasfsr-fast-rel"])
 def test_a_student_grows_into_more_pixel_capacity_and_computes_the_same(family):
     torch.manual_seed(1)
     source = create_model("arasfsr-fast", preset="tiny").eval()
@@ -72,6 +72,10 @@ def test_a_student_grows_into_more_pixel_capacity_and_computes_the_same(family):
         for p in grown_model.decoder.pixel_net[2].parameters():  # the new terms are read: changing them changes the output
             p[source.config.hidden_dim:].add_(0.1)
         assert (grown_model(lr, coord, cell) - same).abs().max() > 1e-3
+        if grown_model.decoder.rel_features is not None:  # so are the offset's Fourier features
+            before = grown_model(lr, coord, cell)
+            grown_model.decoder.rel_features.weight.add_(0.1)
+            assert (grown_model(lr, coord, cell) - before).abs().max() > 1e-3
     with pytest.raises(ValueError, match="cannot grow"):  # only more capacity, nothing else
         grow_state_dict(create_model(family, preset="tiny", hidden_dim=40), source)
     with pytest.raises(ValueError, match="cannot grow"):
