@@ -74,9 +74,10 @@ run() {
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-9000+${FAST_MORE_STEPS:-8000}")
   elif [[ "$name" == arasfsr-fast-mod || "$name" == arasfsr-fast-deep || "$name" == arasfsr-fast-rel ]]; then
-    # experiments (issue 21): the 0.8 student grown into more capacity, each starting as the 0.8 function: a
-    # pixel term for every hidden layer (-mod); also a residual block in the pixel network (-deep), or
-    # Fourier features of the query's offset for the first layer (-rel)
+    # experiments (issue 21, results/fast.md "Growing the student"): the 0.8 student grown into more
+    # capacity, each starting as the 0.8 function: a pixel term for every hidden layer (-mod); also a
+    # residual block in the pixel network (-deep, stopped at step 2500), or Fourier features of the
+    # query's offset for the first layer (-rel)
     model=$name steps=${GROW_STEPS:-8000} lr=2e-4 warmup=50
     extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.8/arasfsr-fast_small.safetensors
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500

@@ -101,6 +101,8 @@ def test_a_large_output_shows_the_fast_preview_then_the_full_result(page):
         pytest.skip("arasfsr-fast weights not installed")
     assert "Large outputs" in page.locator("#fast-note").inner_text()
     page.set_input_files("#face-input input[type=file]", str(prepare_examples()["grace_hopper_64"]))
+    # the upload first (its handler sets the size line; a scale typed before it lands can be lost)
+    page.wait_for_function("document.querySelector('#output-size').innerText.includes('Output: 256 x 256')")
     scale = page.locator("#scale input[type=number]")
     scale.fill("9")
     scale.press("Enter")

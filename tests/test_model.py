@@ -66,8 +66,17 @@ def test_every_model_and_ablation_runs_and_every_parameter_learns(name):
     pred = model.query(features, coord, cell)
     assert pred.shape == (2, 50, 3)
     (pred.square().mean() + features.kl()).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing, f"parameters without gradient: {missing}"
+    missing = {n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
+    if missing:  # behind a layer that starts at zero (the fast decoder's grown parts): one step, then again
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p -= 0.1 * p.grad
+        model.zero_grad()
+        features = model.encode(lr)
+        (model.query(features, coord, cell).square().mean() + features.kl()).backward()
+        missing = {n for n in missing if (p := model.get_parameter(n)).grad is None or not p.grad.abs().sum() > 0}
+    assert not missing, f"parameters without gradient: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("name", NAMES)
