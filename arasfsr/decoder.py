@@ -26,11 +26,11 @@ default decoder's. The fast path is the same code (the first Linear then reads o
 [rel, x_t, rel_cell]). It is trained by distillation (`train --teacher`): the encoder and LFE are the
 default model's, copied and frozen, and the student learns the teacher's output at random
 coordinates and scales of the training faces, so it needs no more faces than the encoder saw.
-Two ways to give the student more capacity without a wider per-query MLP (both run per LR pixel):
+Three ways to give the student more capacity without a wider per-query MLP; two run per LR pixel:
 `pixel_modulation` (LMF's modulation) makes the pixel network emit a term for *every* hidden layer's
 pre-activation, not only the first (the per-query cost grows by one wider gather, not by any
 matrix product), and `projection_blocks` adds residual blocks (3x3 conv, ReLU, 1x1 conv) inside it.
-A third, per query: `rel_frequencies` K adds Fourier features of the offset, sin and cos of
+The third runs per query: `rel_frequencies` K adds Fourier features of the offset, sin and cos of
 pi 2^k rel (k < K; 4K numbers), to the first layer (`rel_features`), so the narrow MLP can draw
 structure finer than an LR pixel without more width. All start as the identity (their last weights
 are zero), so a trained student can be grown into them and continue from the same function
@@ -249,8 +249,9 @@ class LocalImplicitDecoder(nn.Module):
                  use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0,
                  pixel_modulation: bool = False, projection_blocks: int = 0, rel_frequencies: int = 0):
         super().__init__()
-        if (pixel_modulation or projection_blocks) and not projection_hidden:
-            raise ValueError("pixel_modulation and projection_blocks need a pixel network (projection_hidden > 0)")
+        if (pixel_modulation or projection_blocks or rel_frequencies) and not projection_hidden:
+            raise ValueError("pixel_modulation, projection_blocks and rel_frequencies need a pixel network "
+                             "(projection_hidden > 0)")
         self.latent_channels = latent_channels
         self.use_gcm = use_gcm
         # projection_hidden > 0 (arasfsr-fast): the LR pixel's part of the first layer is a small

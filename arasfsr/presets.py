@@ -27,7 +27,9 @@ FAMILIES = {
     # with a per-LR-pixel network in front of a narrow per-query MLP, distilled from `arasfsr`
     "arasfsr-fast": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                          hidden_dim=48, hidden_layers=3, projection_hidden=128),
-    # experiments (issue 21): the same student with more per-LR-pixel capacity, grown from it
+    # experiments (issue 21, results/fast.md "Growing the student"; not shipped): the same student grown
+    # into a pixel term for every hidden layer (-mod), also a residual block in the pixel network
+    # (-deep), or also Fourier features of the query's offset (-rel)
     "arasfsr-fast-mod": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                              hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True),
     "arasfsr-fast-deep": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
