@@ -311,11 +311,12 @@ class LocalImplicitDecoder(nn.Module):
             if self.use_gcm:
                 parts.append(to_global(centre[t], frame))
             parts.append(rel_cell)
-            mods = [0] * len(self.layers)  # the pixel network's term for each layer
+            mods = [0] * len(self.layers)  # the pixel network's term for each layer (0: none)
             if self.pixel_net is None:
                 x = self.layers[0](torch.cat([gather_rows(pixel_rows, index[t])] + parts, dim=-1))
             else:
-                mods = list(gather_rows(pixel_rows, index[t]).split(d, dim=-1)) + [0] * len(self.layers)
+                terms = gather_rows(pixel_rows, index[t]).split(d, dim=-1)
+                mods[:len(terms)] = terms
                 x = self.layers[0](torch.cat(parts, dim=-1)) + mods[0]
             if self.rel_features is not None:
                 x = x + self.rel_features(self.offset_features(rel[t]))
