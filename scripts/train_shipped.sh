@@ -47,7 +47,7 @@ mkdir -p runs/release-0.3 runs/release-0.4  # the 0.3 ARASFSR file, where the 0.
 mkdir -p runs/release-0.7  # the 0.7 render-fast student, where arasfsr-fast-more starts
 [ -s runs/release-0.7/arasfsr-fast_small.safetensors ] ||
   git show "9fd9644:weights/arasfsr-fast_small.safetensors" > runs/release-0.7/arasfsr-fast_small.safetensors
-mkdir -p runs/release-0.8  # the 0.8 student, which arasfsr-fast-mod and -deep grow
+mkdir -p runs/release-0.8  # the 0.8 student, which arasfsr-fast-mod, -deep and -rel grow
 [ -s runs/release-0.8/arasfsr-fast_small.safetensors ] ||
   git show "9695258:weights/arasfsr-fast_small.safetensors" > runs/release-0.8/arasfsr-fast_small.safetensors
 mkdir -p runs/release-0.5
