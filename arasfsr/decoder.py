@@ -35,6 +35,12 @@ pi 2^k rel (k < K; 4K numbers), to the first layer (`rel_features`), so the narr
 structure finer than an LR pixel without more width. All start as the identity (their last weights
 are zero), so a trained student can be grown into them and continue from the same function
 (`model.grow_state_dict`).
+`blend_hidden` changes where the local ensemble blends: each corner runs only the first layer (its
+pixel term plus the rank-4 query part, then ReLU), the four first hidden layers are blended with the
+area weights, and the rest of the MLP runs once per query. The corners' own offsets still enter
+nonlinearly, and the output stays continuous (a corner changes LR pixel where its weight is 0); the
+later layers cost a quarter as much, so at the same cost they can be wider or deeper (issue 21,
+results/fast.md "One evaluation per query"). It starts from scratch (no `grow_state_dict`).
 
 Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
 (scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,
@@ -247,11 +253,16 @@ class LocalImplicitDecoder(nn.Module):
 
     def __init__(self, latent_channels: int, hidden_dim: int = 256, hidden_layers: int = 4,
                  use_gcm: bool = True, gcm_frequencies: int = 10, projection_hidden: int = 0,
-                 pixel_modulation: bool = False, projection_blocks: int = 0, rel_frequencies: int = 0):
+                 pixel_modulation: bool = False, projection_blocks: int = 0, rel_frequencies: int = 0,
+                 blend_hidden: bool = False):
         super().__init__()
-        if (pixel_modulation or projection_blocks or rel_frequencies) and not projection_hidden:
-            raise ValueError("pixel_modulation, projection_blocks and rel_frequencies need a pixel network "
-                             "(projection_hidden > 0)")
+        if (pixel_modulation or projection_blocks or rel_frequencies or blend_hidden) and not projection_hidden:
+            raise ValueError("pixel_modulation, projection_blocks, rel_frequencies and blend_hidden need a pixel "
+                             "network (projection_hidden > 0)")
+        if blend_hidden and pixel_modulation:
+            raise ValueError("blend_hidden and pixel_modulation do not combine (the later layers run once per query)")
+        # blend_hidden: the corners are blended after the first hidden layer, the rest runs once per query
+        self.blend_hidden = blend_hidden
         self.latent_channels = latent_channels
         self.use_gcm = use_gcm
         # projection_hidden > 0 (arasfsr-fast): the LR pixel's part of the first layer is a small
@@ -305,7 +316,7 @@ class LocalImplicitDecoder(nn.Module):
         d = self.layers[0].out_features
         index, centre, rel, weight = local_ensemble_corners(coord, (h, w))
         rel_cell = cell * per_axis(cell, h, w)  # = 2 / scale: the decoder knows the zoom
-        pred = 0
+        pred = blended = 0
         for t in range(4):
             parts = [rel[t]]
             if self.use_gcm:
@@ -321,18 +332,25 @@ class LocalImplicitDecoder(nn.Module):
             if self.rel_features is not None:
                 x = x + self.rel_features(self.offset_features(rel[t]))
             x = torch.relu(x)
-            if self.use_gcm:
-                gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
-                m = x * gates[0]
-                for i, (layer, g) in enumerate(zip(self.layers[1:], gates[1:]), 1):
-                    x = torch.relu(layer(torch.cat([x, m], dim=-1)) + mods[i])
-                    m = x * g
-                x = m
+            if self.blend_hidden:  # only the first layer runs per corner
+                blended = blended + x * weight[t].unsqueeze(-1)
             else:
-                for i, layer in enumerate(self.layers[1:], 1):
-                    x = torch.relu(layer(x) + mods[i])
-            pred = pred + self.out(x) * weight[t].unsqueeze(-1)
-        return pred
+                pred = pred + self.out(self._rest(x, coord, frame, mods)) * weight[t].unsqueeze(-1)
+        return self.out(self._rest(blended, coord, frame, mods)) if self.blend_hidden else pred
+
+    def _rest(self, x: torch.Tensor, coord: torch.Tensor, frame: Frame | None, mods: list) -> torch.Tensor:
+        """The reference path's hidden layers after the first: (B, N, D) first-layer activations -> the
+        last hidden layer's (B, N, D); `mods` holds each layer's pixel term (0: none)."""
+        if self.use_gcm:
+            gates = self.sine(to_global(coord, frame))  # (as the authors' code: once per corner)
+            m = x * gates[0]
+            for i, (layer, g) in enumerate(zip(self.layers[1:], gates[1:]), 1):
+                x = torch.relu(layer(torch.cat([x, m], dim=-1)) + mods[i])
+                m = x * g
+            return m
+        for i, layer in enumerate(self.layers[1:], 1):
+            x = torch.relu(layer(x) + mods[i])
+        return x
 
     # ---- the fast formulation ------------------------------------------------------------
     def project(self, latent: torch.Tensor, frame: Frame | None = None) -> torch.Tensor:
@@ -396,6 +414,10 @@ class LocalImplicitDecoder(nn.Module):
         b, nq, _ = coord.shape
         x, weight, mods = self._first_layer(projection, latent_shape, coord, cell)
         x = torch.relu(x)
+        corners = 4
+        if self.blend_hidden:  # the four corners' first hidden layers, blended: one row per query from here
+            x = (x.view(4, b * nq, -1) * weight.view(4, b * nq, 1)).sum(0)
+            corners = 1
 
         def linear(i, inputs):  # layer i; with modulation its bias is in the gathered pixel term
             layer = self.layers[i]
@@ -405,7 +427,7 @@ class LocalImplicitDecoder(nn.Module):
 
         if self.use_gcm:
             gates = [g.reshape(1, b * nq, -1) for g in self.sine(to_global(coord, frame))]  # once per query
-            x = x.view(4, b * nq, -1)
+            x = x.view(corners, b * nq, -1)
             m = x * gates[0]
             for i, g in enumerate(gates[1:], 1):
                 x = torch.relu(linear(i, torch.cat([x, m], dim=-1)))
@@ -414,6 +436,8 @@ class LocalImplicitDecoder(nn.Module):
         else:
             for i in range(1, len(self.layers)):
                 x = torch.relu(linear(i, x))
+        if self.blend_hidden:
+            return self.out(x).view(b, nq, 3)
         pred = self.out(x).view(4, b, nq, 3)
         return (pred * weight.unsqueeze(-1)).sum(0)
 
@@ -426,22 +450,32 @@ class LocalImplicitDecoder(nn.Module):
         x, weight, mods = self._first_layer(projection, latent_shape, coord, cell,
                                             out=buffer(workspace, "h0", rows, d, projection), gathered=gathered)
         h = x.relu_()  # (4BN, D)
+        corners = 4
+        if self.blend_hidden:  # blend the corners' first hidden layers: one row per query from here
+            blended = buffer(workspace, "b", b * nq, d, projection)
+            h4, w4 = h.view(4, b * nq, d), weight.view(4, b * nq, 1)
+            torch.mul(h4[0], w4[0], out=blended)
+            for t in range(1, 4):
+                blended.addcmul_(h4[t], w4[t])
+            h, rows, corners = blended, b * nq, 1
         spare = buffer(workspace, "h1", rows, d, projection)
         # the term each later layer adds to W h: its bias, or (modulated) the gathered pixel term holding it
         adds = mods or [layer.bias for layer in self.layers[1:]]
         if self.use_gcm:
             gates = [g.reshape(b * nq, d) for g in self.sine(to_global(coord, frame))]  # (BN, D), once per query
             m = buffer(workspace, "m", rows, d, projection)
-            torch.mul(h.view(4, -1, d), gates[0], out=m.view(4, -1, d))
+            torch.mul(h.view(corners, -1, d), gates[0], out=m.view(corners, -1, d))
             for layer, g, add in zip(self.layers[1:], gates[1:], adds):
                 h, spare = torch.addmm(add, h, layer.weight[:, :d].t(), out=spare), h
                 h.addmm_(m, layer.weight[:, d:].t()).relu_()
-                torch.mul(h.view(4, -1, d), g, out=m.view(4, -1, d))  # m = h * g
+                torch.mul(h.view(corners, -1, d), g, out=m.view(corners, -1, d))  # m = h * g
             h = m
         else:
             for layer, add in zip(self.layers[1:], adds):
                 h, spare = torch.addmm(add, h, layer.weight.t(), out=spare).relu_(), h
         pred = torch.addmm(self.out.bias, h, self.out.weight.t())
+        if self.blend_hidden:
+            return pred.view(b, nq, 3)
         return (pred.view(4, b, nq, 3) * weight.unsqueeze(-1)).sum(0)
 
 

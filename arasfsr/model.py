@@ -45,6 +45,8 @@ class ModelConfig:
     pixel_modulation: bool = False   # the pixel network also adds a term to every later hidden layer (LMF)
     projection_blocks: int = 0       # residual blocks (3x3 conv, ReLU, 1x1) inside the pixel network
     rel_frequencies: int = 0         # Fourier features of the query's offset for the first layer (fast decoder)
+    blend_hidden: bool = False       # blend the four corners after the first hidden layer: the rest of the MLP
+                                     # runs once per query, not once per corner (fast decoder)
     use_lfe: bool = True
     lfe_channels: int = 64
     lfe_blocks: int = 4
@@ -70,9 +72,13 @@ class ModelConfig:
             raise ValueError(f"projection_hidden must be 0 or positive, got {self.projection_hidden}")
         if self.projection_blocks < 0 or self.rel_frequencies < 0:
             raise ValueError("projection_blocks and rel_frequencies must be 0 or positive")
-        if (self.pixel_modulation or self.projection_blocks or self.rel_frequencies) and not self.projection_hidden:
-            raise ValueError("pixel_modulation, projection_blocks and rel_frequencies need a pixel network: "
-                             "set projection_hidden > 0")
+        if (self.pixel_modulation or self.projection_blocks or self.rel_frequencies or self.blend_hidden) \
+                and not self.projection_hidden:
+            raise ValueError("pixel_modulation, projection_blocks, rel_frequencies and blend_hidden need a pixel "
+                             "network: set projection_hidden > 0")
+        if self.blend_hidden and self.pixel_modulation:
+            raise ValueError("blend_hidden and pixel_modulation do not combine: the later layers run once per "
+                             "query, so they have no corner's pixel term to add")
         if self.name == "lte" and (self.use_lfe or self.use_gcm):
             raise ValueError("LTE has no LFE or GCM: set use_lfe=False and use_gcm=False")
 
@@ -130,7 +136,8 @@ class SRModel(nn.Module):
         else:
             self.decoder = LocalImplicitDecoder(latent_channels, c.hidden_dim, c.hidden_layers,
                                                 c.use_gcm, c.gcm_frequencies, c.projection_hidden,
-                                                c.pixel_modulation, c.projection_blocks, c.rel_frequencies)
+                                                c.pixel_modulation, c.projection_blocks, c.rel_frequencies,
+                                                c.blend_hidden)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None,

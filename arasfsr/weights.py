@@ -250,7 +250,7 @@ def family_of(config: dict) -> str | None:
     from .presets import FAMILIES
 
     defaults = {"projection_hidden": 0, "pixel_modulation": False, "projection_blocks": 0,
-                "rel_frequencies": 0}  # keys older files lack
+                "rel_frequencies": 0, "blend_hidden": False}  # keys older files lack
     for family, switches in sorted(FAMILIES.items(), key=lambda item: -len(item[1])):  # the most specific first
         if all(config.get(key, defaults.get(key)) == value for key, value in switches.items()):
             return family

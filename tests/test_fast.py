@@ -24,7 +24,8 @@ def _queries(n=300, seed=0):
 
 
 @pytest.mark.parametrize("use_gcm", [True, False])
-@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-mod", "arasfsr-fast-deep", "arasfsr-fast-rel"])
+@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-mod", "arasfsr-fast-deep", "arasfsr-fast-rel",
+                                    "arasfsr-fast-blend", "arasfsr-fast-blend4"])
 def test_pixel_network_fast_path_equals_reference(use_gcm, family):
     torch.manual_seed(0)
     model = create_model(family, preset="tiny", use_gcm=use_gcm).eval()
@@ -84,6 +85,60 @@ def test_a_student_grows_into_more_pixel_capacity_and_computes_the_same(family):
         ModelConfig(pixel_modulation=True)
 
 
+def _line_across_pixel_centres(h=9, w=11, n=40001):
+    """Queries along a row, through every LR pixel centre and cell edge of an (h, w) grid."""
+    x = torch.linspace(-0.999, 0.999, n)
+    coord = torch.stack([torch.full_like(x, 0.13), x], dim=-1).view(1, n, 2)
+    return coord, torch.full((1, n, 2), 2 / 70.0)
+
+
+@pytest.mark.parametrize("use_gcm", [True, False])
+def test_blending_after_the_first_layer_is_one_evaluation_per_query_and_continuous(use_gcm):
+    torch.manual_seed(2)
+    model = create_model("arasfsr-fast-blend", preset="tiny", use_gcm=use_gcm).eval()
+    decoder = model.decoder
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        decoder.pixel_net[2].weight.mul_(10)  # LR pixels that differ a lot: a jump between them would show
+    latent = model.encode(torch.rand(1, 3, 9, 11)).latent
+    projection = decoder.project(latent)
+    coord, cell = _line_across_pixel_centres()
+    calls = []  # rows through the second hidden layer: one per query, not four
+    hook = decoder.layers[1].register_forward_hook(lambda mod, args, out: calls.append(args[0].shape))
+    with torch.enable_grad():
+        pred = decoder.forward_fast(projection, (9, 11), coord, cell)[0].detach()
+    hook.remove()
+    assert calls and all(shape[:-1].numel() == coord.shape[1] for shape in calls), calls
+    # continuous: a corner changes its LR pixel where its blend weight is zero, so neighbouring queries
+    # (1/20000 of the image apart) differ by a small step; with equal weights the output jumps there
+    steps = (pred[1:] - pred[:-1]).abs().max().item()
+    original = decoder._first_layer
+
+    def equal_weights(*args, **kwargs):
+        x, weight, mods = original(*args, **kwargs)
+        return x, torch.full_like(weight, 0.25), mods
+
+    decoder._first_layer = equal_weights
+    try:
+        with torch.no_grad():
+            jumpy = decoder.forward_fast(projection, (9, 11), coord, cell)[0]
+    finally:
+        del decoder._first_layer
+    jump = (jumpy[1:] - jumpy[:-1]).abs().max().item()
+    assert jump > 10 * steps, (steps, jump)
+
+
+def test_blend_hidden_needs_a_pixel_network_and_no_modulation():
+    with pytest.raises(ValueError, match="need a pixel network"):
+        ModelConfig(blend_hidden=True)
+    with pytest.raises(ValueError, match="do not combine"):
+        ModelConfig(projection_hidden=8, blend_hidden=True, pixel_modulation=True)
+    assert family_of(create_model("arasfsr-fast-blend", preset="tiny").config.to_dict()) == "arasfsr-fast-blend"
+    old = {k: v for k, v in create_model("arasfsr-fast").config.to_dict().items() if k != "blend_hidden"}
+    assert family_of(old) == "arasfsr-fast" and not ModelConfig.from_dict(old).blend_hidden
+
+
 def test_old_weight_files_still_load():
     model = arasfsr.load_model("arasfsr")
     assert model.config.projection_hidden == 0 and model.decoder.pixel_net is None
@@ -113,8 +168,9 @@ def _gap(student, teacher_model, seed=9):
         return (student(lr, coord, cell) - teacher_model(lr, coord, cell)).abs().mean().item()
 
 
-def test_distillation_learns_the_teacher_and_keeps_its_encoder(faces, teacher, tmp_path):
-    trainer = _distil(faces, teacher, tmp_path / "run", steps=60)
+@pytest.mark.parametrize("family", ["arasfsr-fast", "arasfsr-fast-blend"])
+def test_distillation_learns_the_teacher_and_keeps_its_encoder(faces, teacher, tmp_path, family):
+    trainer = _distil(faces, teacher, tmp_path / "run", steps=60, model=family)
     teacher_model = trainer.teacher
     before = _gap(trainer.model.eval(), teacher_model)
     decoder_before = {k: v.clone() for k, v in trainer.model.decoder.state_dict().items()}
@@ -128,7 +184,7 @@ def test_distillation_learns_the_teacher_and_keeps_its_encoder(faces, teacher, t
     assert any(not torch.equal(v, student.decoder.state_dict()[k]) for k, v in decoder_before.items())
     info = read_metadata(path)["training"]
     assert info["teacher"] == {"file": "teacher.safetensors", "steps": 7, "total_steps": 7, "recipe": "t"}
-    assert family_of(read_metadata(path)["config"]) == "arasfsr-fast"
+    assert family_of(read_metadata(path)["config"]) == family
 
 
 def test_distillation_resumes(faces, teacher, tmp_path):
