@@ -40,7 +40,10 @@ pixel term plus the rank-4 query part, then ReLU), the four first hidden layers 
 area weights, and the rest of the MLP runs once per query. The corners' own offsets still enter
 nonlinearly, and the output stays continuous (a corner changes LR pixel where its weight is 0); the
 later layers cost a quarter as much, so at the same cost they can be wider or deeper (issue 21,
-results/fast.md "One evaluation per query"). It starts from scratch (no `grow_state_dict`).
+results/fast.md "One evaluation per query"). It starts from scratch (no `grow_state_dict`). The
+shipped `arasfsr-fast` file is such a student from release 0.9 on (family `arasfsr-fast-blend`: 80
+wide, 3 layers, 0.087 MFLOP per output pixel); the 0.7 and 0.8 files, the 48-wide student
+above, still load.
 
 Tiles (`inference.render_tiled`): a latent grid may be one tile of a larger image. Its `frame`
 (scale_y, scale_x, offset_y, offset_x) maps the tile's [-1, 1] coordinates to the whole image's,

@@ -38,9 +38,10 @@ FAMILIES = {
     "arasfsr-fast-rel": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                              hidden_dim=48, hidden_layers=3, projection_hidden=128, pixel_modulation=True,
                              rel_frequencies=4),
-    # experiments (issue 21, results/fast.md "One evaluation per query"): the corners blended after the first
-    # hidden layer, so the rest of the MLP runs once per query and can be wider (-blend) or deeper (-blend4)
-    # at about the shipped student's cost; distilled from scratch
+    # issue 21, results/fast.md "One evaluation per query": the corners blended after the first hidden
+    # layer, so the rest of the MLP runs once per query and can be wider (-blend) or deeper (-blend4) at
+    # about the 48-wide student's cost; distilled from scratch. -blend is the shipped `arasfsr-fast` file
+    # from release 0.9 on (weights.DEFAULT_WEIGHTS maps the name); -blend4 is an experiment
     "arasfsr-fast-blend": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,
                                hidden_dim=80, hidden_layers=3, projection_hidden=128, blend_hidden=True),
     "arasfsr-fast-blend4": dict(name="arasfsr", use_lfe=True, use_gcm=True, use_skip=True,

@@ -66,6 +66,7 @@ DEFAULT_WEIGHTS = {
     "arasfsr-heavy": "arasfsr-heavy_small.safetensors", # ARASFSR for badly compressed inputs (JPEG 25-70)
     "natural": "natural_small.safetensors",             # LTE on natural photographs: anything but faces
     "arasfsr-fast": "arasfsr-fast_small.safetensors",   # ARASFSR distilled: a small decoder, about 5x faster to render
+                                                        # (family arasfsr-fast-blend since release 0.9)
     "natural-fast": "natural-fast_small.safetensors",   # `natural` distilled the same way: the whole-photo background
 }
 # The like-for-like comparison (MODEL_CARD.md, "Reproduction table"): every family trained from

@@ -109,7 +109,7 @@ def resolve(label: str, image, mode: str = "upscale", found=None, out_pixels: in
         chosen, note = DEFAULT_MODEL, note + f" ({chosen} is not installed here: {DEFAULT_MODEL} instead)"
     if chosen == DEFAULT_MODEL and out_pixels > limits.FAST_ABOVE_PIXELS and available_models()[FAST]:
         chosen, note = FAST, (note + f"; the output is larger than {limits.pixels_text(limits.FAST_ABOVE_PIXELS)}, so "
-                              f"its distilled student draws it, 4.75x faster ('{FULL_BUTTON}' runs "
+                              f"its distilled student draws it, {limits.FAST_SPEEDUP}x faster ('{FULL_BUTTON}' runs "
                               f"{DEFAULT_MODEL} itself)")
     return chosen, f"Auto chose {chosen}: {note}"
 

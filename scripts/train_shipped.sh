@@ -21,8 +21,13 @@
 # augmentation at 0.3, picked on the OOD val faces; and `natural-fast`, a LIIF-style student of the
 # natural-photo file (NATURAL_FAST_STEPS steps on its photographs, scales 1-8).
 #
+# Release 0.9 replaces the `arasfsr-fast` file with `arasfsr-fast-blend` (issue 21): a student whose
+# local ensemble blends after the first hidden layer, distilled from scratch with the 0.7 recipe for
+# BLEND_STEPS steps (copy runs/arasfsr-fast-blend_small/arasfsr-fast-blend_small.safetensors to
+# weights/arasfsr-fast_small.safetensors).
+#
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend arasfsr-fast-blend4,
+#        arasfsr-fast-blend arasfsr-fast-blend-more, the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -83,11 +88,17 @@ run() {
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-9000+8000+grow-${GROW_STEPS:-8000}")
   elif [[ "$name" == arasfsr-fast-blend || "$name" == arasfsr-fast-blend4 ]]; then
-    # experiments (issue 21, results/fast.md "One evaluation per query"): students whose corners are
-    # blended after the first hidden layer, distilled from scratch with the 0.7 recipe, longer
+    # release 0.9 (-blend, the shipped arasfsr-fast file) and an experiment (-blend4; issue 21, results/fast.md
+    # "One evaluation per query"): students whose corners are blended after the first hidden layer,
+    # distilled from scratch with the 0.7 recipe, longer
     model=$name steps=${BLEND_STEPS:-14000} lr=4e-4 warmup=100
     extra=(--teacher weights/arasfsr_small.safetensors --photometric 0.3 --geometric 0.3 --select-data data/ood
            --val-every 500 --recipe "distil-${BLEND_STEPS:-14000}")
+  elif [ "$name" = arasfsr-fast-blend-more ]; then  # the 0.9 student continued, as 0.8 continued 0.7
+    model=arasfsr-fast-blend steps=${BLEND_MORE_STEPS:-8000} lr=2e-4 warmup=50
+    extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.9/arasfsr-fast_small.safetensors
+           --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
+           --recipe "distil-14000+${BLEND_MORE_STEPS:-8000}")
   elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
     model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
