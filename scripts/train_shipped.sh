@@ -55,6 +55,9 @@ mkdir -p runs/release-0.7  # the 0.7 render-fast student, where arasfsr-fast-mor
 mkdir -p runs/release-0.8  # the 0.8 student, which arasfsr-fast-mod, -deep and -rel grow
 [ -s runs/release-0.8/arasfsr-fast_small.safetensors ] ||
   git show "9695258:weights/arasfsr-fast_small.safetensors" > runs/release-0.8/arasfsr-fast_small.safetensors
+mkdir -p runs/release-0.9  # the 0.9 student, where arasfsr-fast-blend-more starts
+[ -s runs/release-0.9/arasfsr-fast_small.safetensors ] ||
+  git show "0f584b7:weights/arasfsr-fast_small.safetensors" > runs/release-0.9/arasfsr-fast_small.safetensors
 mkdir -p runs/release-0.5
 [ -s runs/release-0.5/natural_small.safetensors ] ||
   git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
