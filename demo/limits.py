@@ -16,8 +16,8 @@ MIN_SCALE, MAX_SCALE = 1.0, inference.MAX_SCALE  # the package's one range (the 
 # The render-fast student (arasfsr-fast, distilled from ARASFSR; `benchmarks/bench_fast.py`): above
 # FAST_ABOVE_PIXELS, Auto lets it draw clean faces (the full model is one click away); above
 # PREVIEW_ABOVE_PIXELS, a face that ARASFSR draws gets the student's result first, as a preview.
-FAST_ABOVE_PIXELS = 1024 * 1024      # ARASFSR: 14.8 s for 128 -> 1024 on one AMD EPYC core, the 0.9 student 3.1 s
-FAST_SPEEDUP = 4.8                   # that ratio (2026-12-07, quiet machine; results/fast.md), as the page states it
+FAST_ABOVE_PIXELS = 1024 * 1024      # ARASFSR: 13.2 s for 128 -> 1024 on one AMD EPYC core, the 0.9 student 2.8 s
+FAST_SPEEDUP = 4.7                   # that ratio (2026-12-07, quiet machine; results/fast.md), as the page states it
 PREVIEW_ABOVE_PIXELS = 512 * 512     # ARASFSR about 3 s there; below it the preview would only add time
 MAX_OUTPUT_MP_CPU = 4.0              # face mode, megapixels: about a minute for the small model on 2 cores
 GPU_FACTOR = 4                       # face mode on a CUDA host: 4x larger outputs

@@ -23,8 +23,10 @@
 #
 # Release 0.9 replaces the `arasfsr-fast` file with `arasfsr-fast-blend` (issue 21): a student whose
 # local ensemble blends after the first hidden layer, distilled from scratch with the 0.7 recipe for
-# BLEND_STEPS steps (copy runs/arasfsr-fast-blend_small/arasfsr-fast-blend_small.safetensors to
-# weights/arasfsr-fast_small.safetensors).
+# BLEND_STEPS steps (`arasfsr-fast-blend`), then continued for BLEND_MORE_STEPS at 2e-4
+# (`arasfsr-fast-blend-more`, which starts from that leg's committed file, taken from the git history);
+# copy runs/arasfsr-fast-blend-more_small/arasfsr-fast-blend_small.safetensors to
+# weights/arasfsr-fast_small.safetensors.
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
 #        arasfsr-fast-blend arasfsr-fast-blend-more, the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
