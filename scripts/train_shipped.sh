@@ -57,9 +57,9 @@ mkdir -p runs/release-0.7  # the 0.7 render-fast student, where arasfsr-fast-mor
 mkdir -p runs/release-0.8  # the 0.8 student, which arasfsr-fast-mod, -deep and -rel grow
 [ -s runs/release-0.8/arasfsr-fast_small.safetensors ] ||
   git show "9695258:weights/arasfsr-fast_small.safetensors" > runs/release-0.8/arasfsr-fast_small.safetensors
-mkdir -p runs/release-0.9  # the 0.9 student, where arasfsr-fast-blend-more starts
-[ -s runs/release-0.9/arasfsr-fast_small.safetensors ] ||
-  git show "0f584b7:weights/arasfsr-fast_small.safetensors" > runs/release-0.9/arasfsr-fast_small.safetensors
+mkdir -p runs/blend-14000  # the first 0.9 commit's file (-blend, 14 000 steps), where arasfsr-fast-blend-more starts
+[ -s runs/blend-14000/arasfsr-fast_small.safetensors ] ||
+  git show "0f584b7:weights/arasfsr-fast_small.safetensors" > runs/blend-14000/arasfsr-fast_small.safetensors
 mkdir -p runs/release-0.5
 [ -s runs/release-0.5/natural_small.safetensors ] ||
   git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
@@ -93,15 +93,15 @@ run() {
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-9000+8000+grow-${GROW_STEPS:-8000}")
   elif [[ "$name" == arasfsr-fast-blend || "$name" == arasfsr-fast-blend4 ]]; then
-    # release 0.9 (-blend, the shipped arasfsr-fast file) and an experiment (-blend4; issue 21, results/fast.md
-    # "One evaluation per query"): students whose corners are blended after the first hidden layer,
-    # distilled from scratch with the 0.7 recipe, longer
+    # release 0.9 (-blend, the first leg of the shipped arasfsr-fast file) and an experiment (-blend4; issue 21,
+    # results/fast.md "One evaluation per query"): students whose corners are blended after the first
+    # hidden layer, distilled from scratch with the 0.7 recipe, longer
     model=$name steps=${BLEND_STEPS:-14000} lr=4e-4 warmup=100
     extra=(--teacher weights/arasfsr_small.safetensors --photometric 0.3 --geometric 0.3 --select-data data/ood
            --val-every 500 --recipe "distil-${BLEND_STEPS:-14000}")
-  elif [ "$name" = arasfsr-fast-blend-more ]; then  # the 0.9 student continued, as 0.8 continued 0.7
+  elif [ "$name" = arasfsr-fast-blend-more ]; then  # release 0.9, the shipped file: -blend continued, as 0.8 continued 0.7
     model=arasfsr-fast-blend steps=${BLEND_MORE_STEPS:-8000} lr=2e-4 warmup=50
-    extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/release-0.9/arasfsr-fast_small.safetensors
+    extra=(--teacher weights/arasfsr_small.safetensors --init-from runs/blend-14000/arasfsr-fast_small.safetensors
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-14000+${BLEND_MORE_STEPS:-8000}")
   elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
