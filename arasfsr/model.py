@@ -218,9 +218,14 @@ class SRModel(nn.Module):
 
 def grow_state_dict(model: SRModel, source: SRModel) -> list[str]:
     """Load `source`'s weights into `model`, a grown copy of it: the same config except more
-    fast-decoder capacity (pixel_modulation switched on, more projection_blocks, rel_frequencies
-    where there were none). The new parts keep their identity start (zero last weights), so
-    `model` computes what `source` computes.
+    capacity, each new part starting so that `model` computes what `source` computes:
+
+    - fast decoder: pixel_modulation switched on, more projection_blocks, rel_frequencies where
+      there were none (the new parts' last weights start at zero);
+    - EDSR-baseline encoder: more encoder_blocks (the new blocks go before the body's last conv;
+      their last conv starts at zero, so each is the identity), and for LTE more encoder_channels
+      (new channels start random; every old output, and LTE's amplitude and frequency convs, reads
+      them through weights that start at zero, so they are computed but not yet used).
 
     Returns the names of the tensors that were grown or are new. Raises ValueError when `model`
     is not a grown `source` (any other config difference, or a shape that cannot be grown).
@@ -228,19 +233,43 @@ def grow_state_dict(model: SRModel, source: SRModel) -> list[str]:
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     grows = {"pixel_modulation": lambda old, new: not old and new,
              "projection_blocks": lambda old, new: new > old,
-             "rel_frequencies": lambda old, new: old == 0 and new > 0}
+             "rel_frequencies": lambda old, new: old == 0 and new > 0,
+             "encoder_blocks": lambda old, new: new > old,
+             "encoder_channels": lambda old, new: new > old}
     for key in mine:
         if mine[key] != theirs[key] and not (key in grows and grows[key](theirs[key], mine[key])):
             raise ValueError(f"cannot grow a {key}={theirs[key]!r} model into {key}={mine[key]!r}")
-    state, grown = model.state_dict(), []
+    if mine["encoder"] != "edsr-baseline" and (mine["encoder_blocks"], mine["encoder_channels"]) != \
+            (theirs["encoder_blocks"], theirs["encoder_channels"]):
+        raise ValueError(f"cannot grow a {mine['encoder']} encoder: only edsr-baseline grows")
+    if mine["encoder_channels"] != theirs["encoder_channels"] and mine["name"] != "lte":
+        # other decoders read the latent through layouts (LFE channels after the encoder's, LIIF's
+        # 3x3 unfold) that wider encoders would shift
+        raise ValueError(f"cannot grow encoder_channels of a {mine['name']} model: only LTE's grow")
+    old_blocks, new_blocks = theirs["encoder_blocks"], mine["encoder_blocks"]
+
+    def rename(name: str) -> str:  # the body's last conv moves behind the new blocks
+        last = f"encoder.body.{old_blocks}."
+        return f"encoder.body.{new_blocks}." + name[len(last):] if name.startswith(last) else name
+
+    state, grown, seen = model.state_dict(), [], set()
     for name, tensor in source.state_dict().items():
+        name = rename(name)
+        seen.add(name)
         target = state[name]
         if target.shape == tensor.shape:
             target.copy_(tensor)
-        else:  # the pixel network's last conv, now emitting a term per hidden layer: the first rows
-            target[:tensor.shape[0]].copy_(tensor)
-            grown.append(name)
-    grown += sorted(set(state) - set(source.state_dict()))
+            continue
+        if target.ndim != tensor.ndim or any(t < s for t, s in zip(target.shape, tensor.shape)):
+            raise ValueError(f"cannot grow {name} from {tuple(tensor.shape)} to {tuple(target.shape)}")
+        target[tuple(slice(0, n) for n in tensor.shape)] = tensor  # new rows keep their fresh init
+        if target.ndim > 1:  # the old outputs do not read the new inputs (yet)
+            target[:tensor.shape[0], tensor.shape[1]:] = 0
+        grown.append(name)
+    for i in range(old_blocks, new_blocks):  # new residual blocks start as the identity
+        state[f"encoder.body.{i}.body.2.weight"].zero_()
+        state[f"encoder.body.{i}.body.2.bias"].zero_()
+    grown += sorted(set(state) - seen)
     model.load_state_dict(state)
     return grown
 

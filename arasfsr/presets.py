@@ -49,6 +49,13 @@ FAMILIES = {
     # the same for photographs: a LIIF-style student of the LTE `natural` weights (no LFE, no GCM)
     "natural-fast": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=True,
                          hidden_dim=48, hidden_layers=3, projection_hidden=128),
+    # issue 18: the natural-photo LTE with a larger encoder, grown from the `natural` file
+    # (model.grow_state_dict): 16 blocks of 32 channels (-deep), or 12 blocks of 48 (-wide); both widths
+    # are named, so that weights.family_of never takes the paper-sized LTE (64 x 16) for one of them
+    "natural-deep": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True, encoder_channels=32,
+                         encoder_blocks=16),
+    "natural-wide": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True, encoder_channels=48,
+                         encoder_blocks=12),
     "liif": dict(name="liif", use_lfe=False, use_gcm=False, use_skip=False),
     "lte": dict(name="lte", use_lfe=False, use_gcm=False, use_skip=True),
 }

@@ -29,7 +29,7 @@
 # weights/arasfsr-fast_small.safetensors.
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        arasfsr-fast-blend arasfsr-fast-blend-more, the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
+#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-deep natural-wide, the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -134,6 +134,14 @@ run() {
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
     extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,64 --scale-range 1,4
            --val-input-size 64 --val-every 250)
+  elif [[ "$name" == natural-deep || "$name" == natural-wide ]]; then
+    # issue 18: the shipped natural file (0.5) grown into a larger encoder (presets.py: 16 blocks, or 12
+    # blocks of 48 channels), starting as the same function; LR inputs 32-48 px to fit the CPU
+    model=$name lr=2e-4 warmup=100 data=data/natural steps=${NATURAL_GROW_STEPS:-6000}
+    [ "$name" = natural-wide ] && steps=${NATURAL_WIDE_STEPS:-4500}
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,48 --scale-range 1,4
+           --val-input-size 64 --val-every 500 --recipe "natural-3000+grow-$steps")
   elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
     model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"

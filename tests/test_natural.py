@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_train
 import torch
 from PIL import Image, ImageFilter
 from skimage import data as skdata
@@ -22,6 +23,7 @@ from arasfsr.inference import render, render_tiled
 from arasfsr.weights import DEFAULT_WEIGHTS, WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
+faces = test_train.faces  # the synthetic face folder (a module-scoped fixture)
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +210,66 @@ def test_shipped_natural_weights_are_an_lte_without_a_face_prior():
     assert not model.config.use_gcm and model.config.name == "lte"
     meta = arasfsr.weights.read_metadata(path)["training"]
     assert meta["crop"] is True and "natural photographs" in meta["data"]
+
+
+@pytest.mark.parametrize("family", ["natural-deep", "natural-wide"])
+def test_the_natural_lte_grows_a_larger_encoder_that_computes_the_same_and_learns(family, faces, tmp_path):
+    from arasfsr.model import create_model, grow_state_dict
+    from arasfsr.train import Trainer
+    torch.manual_seed(3)
+    source = create_model("lte", preset="tiny").eval()
+    with torch.no_grad():  # a source whose every weight matters (the default init zeroes nothing)
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model = create_model(family, preset="tiny").eval()
+    assert model.config.encoder_blocks > source.config.encoder_blocks
+    grown = grow_state_dict(model, source)
+    assert "encoder.body.2.body.2.weight" in grown  # a new block (tiny has 2)
+    assert "decoder.amplitude.weight" in grown  # tiny is 16 wide: both families grow wider too
+    assert arasfsr.weights.family_of(model.config.to_dict()) == family
+    paper_lte = create_model("lte", preset="paper").config.to_dict()
+    assert arasfsr.weights.family_of(paper_lte) == "lte"
+    lr = torch.rand(2, 3, 13, 15)
+    coord = torch.rand(2, 300, 2) * 2 - 1
+    cell = torch.full((2, 300, 2), 2 / 50)
+    with torch.no_grad():
+        same = model(lr, coord, cell)
+        torch.testing.assert_close(same, source(lr, coord, cell), atol=1e-6, rtol=0)
+        # the body's last conv moved behind the new blocks: it still is the source's
+        last = f"encoder.body.{model.config.encoder_blocks}.weight"
+        c = source.config.encoder_channels
+        torch.testing.assert_close(model.state_dict()[last][:c, :c], source.state_dict()["encoder.body.2.weight"])
+        new_block = model.encoder.body[2].body[2]
+        new_block.weight.add_(0.1)  # the new block is read: changing it changes the output
+        assert (model(lr, coord, cell) - same).abs().max() > 1e-3
+        new_block.weight.sub_(0.1)
+        model.decoder.amplitude.weight[:, c:].add_(0.1)  # so are the new channels, through LTE's new columns
+        assert (model(lr, coord, cell) - same).abs().max() > 1e-3
+    # training from the small file: `--init-from` grows it, and one step moves the zero-start weights
+    src_path = tmp_path / "lte_tiny.safetensors"
+    arasfsr.save_model(source, src_path)
+    cfg = test_train._config(faces, tmp_path / "run", model=family, steps=1, val_every=1, ckpt_every=1,
+                             warmup_steps=0, init_from=str(src_path))
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.init_info["grown"]
+    before = trainer.model.encoder.body[2].body[2].weight.detach().clone()
+    assert not before.any()
+    trainer.run()
+    assert trainer.model.encoder.body[2].body[2].weight.detach().abs().max() > 0
+
+
+def test_an_encoder_grows_only_where_the_decoder_reads_it_the_same_way():
+    from arasfsr.model import create_model, grow_state_dict
+    source = create_model("arasfsr", preset="tiny")
+    deeper = create_model("arasfsr", preset="tiny", encoder_blocks=3)
+    assert "encoder.body.2.body.0.weight" in grow_state_dict(deeper, source)  # any family grows deeper
+    with pytest.raises(ValueError, match="only LTE"):  # its decoder reads the LFE's channels after the encoder's
+        grow_state_dict(create_model("arasfsr", preset="tiny", encoder_channels=24), source)
+    with pytest.raises(ValueError, match="cannot grow"):  # never smaller
+        grow_state_dict(create_model("lte", preset="tiny", encoder_blocks=1), create_model("lte", preset="tiny"))
+    with pytest.raises(ValueError, match="only edsr-baseline"):
+        grow_state_dict(create_model("lte", preset="tiny", encoder="rdn", encoder_blocks=3),
+                        create_model("lte", preset="tiny", encoder="rdn"))
 
 
 def test_restore_cli_background_choice_is_printed(photo, tmp_path):
