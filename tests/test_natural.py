@@ -98,6 +98,21 @@ def test_natural_sources_are_photographs_from_unreserved_packages():
     assert {"train", "val", "test"} <= set(names.values())
 
 
+def test_the_added_packages_bring_train_photos_only_and_the_first_set_can_be_rebuilt(monkeypatch, tmp_path):
+    first = natural.FIRST_SET
+    assert [s["package"].split()[0] for s in first] == ["lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04",
+                                                         "plasma-workspace-wallpapers"]
+    assert sum(len(s["photos"]) for s in first) == 25  # 15 train, 3 val, 7 test: the set of 0.5-0.9
+    added = [s for s in natural.SOURCES if s not in first]
+    assert added and all(split == "train" for s in added for split, *_ in s["photos"].values())
+    assert all(s["group"] in natural.MEMBERS and s["group"] in natural.REDUCE for s in natural.SOURCES)
+    seen = []
+    monkeypatch.setattr(natural, "build", lambda out, cache, tile, sources: seen.append(sources) or {"summary": {}})
+    assert natural.main(["--out", str(tmp_path), "--first-set"]) == 0
+    assert natural.main(["--out", str(tmp_path)]) == 0
+    assert seen == [first, natural.SOURCES]
+
+
 def test_collate_crops_native_patches_when_asked(photo):
     master = photo.crop((0, 0, 400, 400))
     batch = SRBatchCollate((16, 16), (4, 4), num_queries=64 * 64, crop=True)([master], rng=np.random.default_rng(0))

@@ -34,10 +34,12 @@ from .folder import MANIFEST, SPLITS, load_rgb
 from .offline import default_cache_dir, download, read_member
 
 TILE = 512
-REDUCE = {"lomiri": 2.0, "plasma": 2.0}
+REDUCE = {"lomiri": 2.0, "plasma": 2.0, "budgie": 2.0, "gnome": 2.0}
 _POOL = "http://deb.debian.org/debian/pool/main/"
-_PLASMA = "./usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
-_LOMIRI = "./usr/share/backgrounds/{}.jpg"
+MEMBERS = {"plasma": "./usr/share/wallpapers/{}/contents/images/2560x1600.jpg",
+           "lomiri": "./usr/share/backgrounds/{}.jpg",
+           "budgie": "./usr/share/backgrounds/budgie/{}.jpg",
+           "gnome": "./usr/share/backgrounds/gnome/{}.jpg"}
 
 # (package, deb url, sha256, licence, {member: (photo name, split, photographer)})
 SOURCES = (
@@ -82,7 +84,23 @@ SOURCES = (
          "ColorfulCups": ("test", "Dmitri Popov", "LGPL-3.0"),
          "EveningGlow": ("test", "Ian Hex", "LGPL-3.0"),
      }},
+    # added in release 1.0 (issue 18), train only: the val and test photos stay those of 0.5
+    {"package": "budgie-backgrounds 3.0-1 (Debian 13)", "group": "budgie",
+     "url": _POOL + "b/budgie-backgrounds/budgie-backgrounds_3.0-1_all.deb",
+     "sha256": "b91c2d5209558bc11d8d3a161f22a608857e3f8c735980cfab0d6650b03014ca",
+     "licence": "CC0-1.0 (debian/copyright: Files: *)",
+     "photos": {name: ("train", "Budgie Desktop Developers (photographers not named)", "CC0-1.0") for name in (
+         "abstract-spiral", "beacon-street-sunset", "blue-periwinkle", "canyon-wren", "casa-mila",
+         "extreme-desert-hike", "high-trestle-trail", "lake-sherburne", "oakland-zoo-otters", "perched-osprey",
+         "piazza-gae-aulenti", "roman-colosseum", "singaporean-cityscape", "tea-gardens")}},
+    {"package": "gnome-backgrounds 3.38.0-1 (Debian 11)", "group": "gnome",
+     "url": _POOL + "g/gnome-backgrounds/gnome-backgrounds_3.38.0-1_all.deb",
+     "sha256": "76d8a4c52e5f346d9cb08bc8a1f58ad443d2bae211721af8a7248457c7a520e8",
+     "licence": "per photo, from the package's copyright file",
+     "photos": {"Dark_Ivy": ("train", "Garrett LeSage", "CC-BY-SA-3.0"),
+                "Road": ("train", "Garrett LeSage", "CC-BY-SA-3.0")}},
 )
+FIRST_SET = SOURCES[:3]  # the set of releases 0.5-0.9 (15 train photos): `--first-set`
 DROPPED = {
     "gnome-backgrounds 43.1-1": "renders and patterns only (adwaita, grid, pixels, truchet, ...)",
     "sway-backgrounds 1.7-6": "one logo illustration in eight sizes",
@@ -92,12 +110,18 @@ DROPPED = {
     "plasma-workspace-wallpapers": "the renders and illustrations (Altai, Autumn, Canopee, Cascade, Cluster, "
                                    "Elarun, Flow, FlyingKonqui, Honeywave, IceCold, Kay, Kokkini, MilkyWay, "
                                    "Opal, PastelHills, Patak, SafeLanding, Shell, Volna)",
+    "budgie-backgrounds 3.0-1": "ocean-waves (a painting), saturnian-profile (a space probe's picture, "
+                                "mostly black), valley-midnight and waves-midnight (renders)",
+    "gnome-backgrounds 3.38.0-1": "the renders and a painting (Acrylic, Endless-shapes, LightWaves, Stripes, "
+                                  "Symbolics-1/-2, Wood, adwaita-*); ColdWarm, Icetwigs and SeaSunset are "
+                                  "photographs, but the copyright file names no author or licence for them",
+    "oxygen-wallpapers 4:6.7.4-1": "renders only (Air, Horos)",
     "mate-backgrounds, ukui-wallpapers": "reserved for independent evaluation",
 }
 
 
 def _member(source: dict, name: str) -> str:
-    return (_PLASMA if source["group"] == "plasma" else _LOMIRI).format(name)
+    return MEMBERS[source["group"]].format(name)
 
 
 def fetch(cache: Path, sources=SOURCES):
@@ -164,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="data/natural", help="output folder (default: data/natural)")
     parser.add_argument("--cache", default=None, help="download cache (default: $ARASFSR_CACHE or .cache/arasfsr)")
     parser.add_argument("--tile", type=int, default=TILE, help=f"tile side in px (default {TILE})")
+    parser.add_argument("--first-set", action="store_true",
+                        help="only the packages of releases 0.5-0.9 (15 train photos; the same val and test), "
+                             "to reproduce the files trained on them")
     args = parser.parse_args(argv)
     if args.tile < 64:
         parser.error("--tile must be at least 64 px")
     try:
-        manifest = build(args.out, args.cache, tile=args.tile)
+        manifest = build(args.out, args.cache, tile=args.tile, sources=FIRST_SET if args.first_set else SOURCES)
     except (RuntimeError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
