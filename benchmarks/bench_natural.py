@@ -7,8 +7,9 @@
 Photos: the colour photographs that scikit-image ships (public domain or CC0: coffee, chelsea,
 rocket, motorcycle_left, astronaut): a cup on a table, a cat, a launch pad, a motorbike in a
 workshop, a portrait; none is in the training set (Debian wallpapers) and none was used to pick
-weights, and they were taken with other cameras, light and compression. Each photo, cropped to a multiple of the scale, is the HR; LR = bicubic (the
-protocol), SR = `arasfsr.upscale` to the HR size; Y-PSNR per photo, the first weights' gain over
+weights, and they were taken with other cameras, light and compression.
+Each photo, cropped to a multiple of the scale, is the HR; LR = bicubic (the protocol),
+SR = `arasfsr.upscale` to the HR size; Y-PSNR per photo, the first weights' gain over
 bicubic and each other's gain over the first. The data set's own held-out split is scored by
 `python -m arasfsr evaluate --data data/natural --split test`.
 
