@@ -84,7 +84,7 @@ SOURCES = (
          "ColorfulCups": ("test", "Dmitri Popov", "LGPL-3.0"),
          "EveningGlow": ("test", "Ian Hex", "LGPL-3.0"),
      }},
-    # added in release 1.0 (issue 18), train only: the val and test photos stay those of 0.5
+    # added for issue 18, train only: the val and test photos stay those of 0.5
     {"package": "budgie-backgrounds 3.0-1 (Debian 13)", "group": "budgie",
      "url": _POOL + "b/budgie-backgrounds/budgie-backgrounds_3.0-1_all.deb",
      "sha256": "b91c2d5209558bc11d8d3a161f22a608857e3f8c735980cfab0d6650b03014ca",
