@@ -73,7 +73,7 @@ def markdown_table(rows: list[dict]) -> str:
             cells.append(f"**{text}**" if r["psnr"] == best[st] else text)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     counts = ", ".join(f"{s}->{round(s * k)}: {by[names[0], s, k]['n']}" for s, k in settings)
-    lines.append(f"\nY-PSNR (dB) / SSIM; faces per setting: {counts}.")
+    lines.append(f"\nY-PSNR (dB) / SSIM; images per setting: {counts}.")
     return "\n".join(lines)
 
 
@@ -155,6 +155,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_main)
 
 
+def model_label(path, taken=()) -> str:
+    """The name a weight file goes by in the results: a shipped name as given, a file by its stem without
+    `_small` (weights/natural_small.safetensors -> natural), with its folder in front where that name is
+    taken (runs/natural-more_small/lte_small.safetensors beside weights/lte_small.safetensors ->
+    natural-more_small/lte)."""
+    from .weights import DEFAULT_WEIGHTS
+    if str(path) in DEFAULT_WEIGHTS:
+        name = str(path)
+    else:
+        name = Path(path).stem.removesuffix("_small")
+    if name in taken:
+        name = f"{Path(path).parent.name}/{name}"
+    if name in taken:
+        raise ValueError(f"{path} is given twice")
+    return name
+
+
 def _main(args) -> int:
     from .data import FaceFolder
     from .weights import DEFAULT_WEIGHTS, default_weights_path, load_model
@@ -166,9 +183,7 @@ def _main(args) -> int:
         raise FileNotFoundError("no weight files given and no shipped weights found")
     models = {}
     for path in paths:
-        model = load_model(path)
-        name = model.training_info.get("model") or model.config.name
-        models[name if name not in models else Path(path).stem] = model
+        models[model_label(path, models)] = load_model(path)
     if not args.no_bicubic:
         models["bicubic"] = "bicubic"
     folder = FaceFolder.for_split(args.data, args.split)

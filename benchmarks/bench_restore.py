@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="what draws everything but the faces in the native method: bicubic (before 0.5), "
                              "the shipped natural-photo model, or auto: per photo by its damage, as the CLI's "
                              "default (arasfsr.damage.choose_background)")
-    parser.add_argument("--background-weights", default="natural",
-                        help="the background model's shipped name or weight file (default natural)")
+    parser.add_argument("--background-weights", default=None,
+                        help="the background model's shipped name or weight file (default: natural with "
+                             "--background natural; with auto, the CLI's: natural-fast where installed)")
     parser.add_argument("--flat", type=float, default=restore.BACKGROUND_FLAT * 255,
                         help="with --background natural: input squares flatter than this many grey levels stay "
                              "bicubic (default: the package's; negative: the model draws every pixel)")
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(args.threads)
 
     models = {}
-    natural = None if args.background == "bicubic" else weights.load_model(args.background_weights).eval()
+    drawer = args.background_weights or (weights.background_name() if args.background == "auto" else "natural")
+    natural = None if args.background == "bicubic" or drawer is None else weights.load_model(drawer).eval()
 
     def background_for(lr: Image.Image):
         """The background model for this LR: the one asked for, or per its damage with --background auto."""
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     damaged = f", LR as JPEG q{args.jpeg}" if args.jpeg else ""
     print(f"\n{len(rows)} photos, x{args.factor}{damaged}, weights {Path(args.weights).name}, background "
-          f"{args.background}, detail {args.detail}, {args.threads} thread(s); "
+          f"{args.background}{'' if natural is None else f' ({drawer})'}, detail {args.detail}, {args.threads} thread(s); "
           + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods))
     for m in methods:
         worse = sum(g < 0 for g in gains[m]["photo"])

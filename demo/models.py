@@ -78,7 +78,7 @@ def background(image=None, found=None) -> tuple[object, str]:
         if name == "bicubic":
             return "bicubic", f"bicubic interpolation ({reason})"
     fast = Path(weights.WEIGHTS_DIR) / weights.DEFAULT_WEIGHTS["natural-fast"]
-    if fast.is_file():  # its distilled student: 1.2x the bicubic background's time instead of 2.1x
+    if fast.is_file():  # its distilled student: about half the full model's time (MODEL_CARD.md, "Unreleased")
         with _models_lock:
             if str(fast) not in _models:
                 _models[str(fast)] = weights.load_model(fast).eval()

@@ -60,9 +60,18 @@ done
 # by photographer) for the natural-photo model, the heavy-JPEG weights on the OOD faces, and whole photos
 # with the background drawn by the natural-photo model (the default of `restore`), against bicubic.
 [ -f data/natural/manifest.json ] || python -m arasfsr.data.natural --out data/natural
-python -m arasfsr evaluate --weights weights/natural_small.safetensors weights/lte_small.safetensors \
-  weights/arasfsr_small.safetensors weights/liif_small.safetensors --data data/natural --split test \
-  --input-sizes 128,256 --scales 2,4 --out results/natural_test
+# Issue 18: the natural file was replaced (natural-more); the 0.5 file, from the git history, beside it.
+[ -s runs/previous/natural-0.5.safetensors ] ||
+  git show 9b426e8:weights/natural_small.safetensors > runs/previous/natural-0.5.safetensors
+python -m arasfsr evaluate --weights weights/natural_small.safetensors runs/previous/natural-0.5.safetensors \
+  weights/lte_small.safetensors --data data/natural --split test --input-sizes 128,256 --scales 2,4 \
+  --out results/natural_test
+python -m arasfsr evaluate --weights lte arasfsr --data data/natural --split test --input-sizes 128 --scales 4 \
+  --out results/natural_test_face_weights
+[ -s runs/previous/natural-fast-0.7.safetensors ] ||
+  git show 512bf4c:weights/natural-fast_small.safetensors > runs/previous/natural-fast-0.7.safetensors
+python -m arasfsr evaluate --weights weights/natural-fast_small.safetensors runs/previous/natural-fast-0.7.safetensors \
+  --data data/natural --split test --input-sizes 128 --scales 2,4 --out results/natural_fast_test
 python -m arasfsr evaluate --weights weights/arasfsr-real_small.safetensors weights/arasfsr-heavy_small.safetensors \
   --data data/ood --split test --input-sizes 16,32 --scales 2,4,8 --degradation jpeg40 --out results/ood_test_jpeg40_heavy
 for quality in 0 75 40; do

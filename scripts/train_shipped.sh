@@ -28,8 +28,15 @@
 # copy runs/arasfsr-fast-blend-more_small/arasfsr-fast-blend_small.safetensors to
 # weights/arasfsr-fast_small.safetensors.
 #
+# Issue 18 replaces the natural-photo files: `natural-more` (the 0.5 natural file continued on the
+# larger natural set for NATURAL_SET2_STEPS steps; copy runs/natural-more_small/lte_small.safetensors
+# to weights/natural_small.safetensors), then `natural-more-fast` (the natural-fast recipe of 0.7,
+# distilled from that file on the same set; copy runs/natural-more-fast_small/natural-fast_small.safetensors
+# to weights/natural-fast_small.safetensors). Run them one after the other: the student's teacher is
+# the shipped weights/natural_small.safetensors.
+#
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-more natural-deep-more, the experiments natural-deep natural-wide, arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
+#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-more natural-more-fast natural-deep-more, the experiments natural-deep natural-wide, arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -110,6 +117,11 @@ run() {
     model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural-0.5
     desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers), train split, 512 px tiles, random native-pixel crops, flips"
     extra=(--teacher runs/release-0.5/natural_small.safetensors --crop --input-sizes 32,64 --val-input-size 64
+           --val-every 500 --recipe "distil-${NATURAL_FAST_STEPS:-6000}")
+  elif [ "$name" = natural-more-fast ]; then  # issue 18: natural-fast again, distilled from the natural-more file
+    model=natural-fast steps=${NATURAL_FAST_STEPS:-6000} lr=4e-4 warmup=100 data=data/natural
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers; Debian 13 budgie-backgrounds; Debian 11 gnome-backgrounds), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--teacher weights/natural_small.safetensors --crop --input-sizes 32,64 --val-input-size 64
            --val-every 500 --recipe "distil-${NATURAL_FAST_STEPS:-6000}")
   elif [ "$name" = arasfsr-heavy ]; then  # release 0.5: the weights for badly compressed inputs
     model=arasfsr steps=$GEN_STEPS lr=1e-4 warmup=50

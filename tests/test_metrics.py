@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from arasfsr.evaluate import evaluate_grid, markdown_table, write_results
+from arasfsr.evaluate import evaluate_grid, markdown_table, model_label, write_results
 from arasfsr.metrics import psnr_y, rgb_to_y, ssim_y
 
 
@@ -54,3 +54,14 @@ def test_evaluate_grid_scores_each_detail_share_as_its_own_row(tiny_model):
     pairs = [make_eval_pair(m, 16, 4) for m in masters]
     half = np.mean([psnr_y(upscale(tiny_model, lr, size=hr.size, detail=0.5), hr) for lr, hr in pairs])
     assert by["tiny detail 0.5"] == pytest.approx(half, abs=1e-9) and by["tiny detail 0.5"] != by["tiny"]
+
+
+def test_results_name_each_weight_file_so_two_files_of_one_family_stay_apart():
+    taken = {}
+    for path, expected in (("natural", "natural"), ("weights/lte_small.safetensors", "lte"),
+                           ("runs/natural-more_small/lte_small.safetensors", "natural-more_small/lte"),
+                           ("runs/x/natural_small.safetensors", "x/natural")):
+        taken[model_label(path, taken)] = path
+        assert expected in taken
+    with pytest.raises(ValueError, match="twice"):
+        model_label("runs/natural-more_small/lte_small.safetensors", taken)
