@@ -71,8 +71,10 @@ def main(argv=None) -> int:
     import arasfsr
     from arasfsr.metrics import psnr_y
     torch.set_num_threads(args.threads)
-    models = {Path(w).stem.removesuffix("_small") if w.endswith(".safetensors") else w:
-              arasfsr.load_model(w, device="cpu") for w in args.weights}
+    from arasfsr.evaluate import model_label
+    models = {}
+    for w in args.weights:  # named as `evaluate` names them: two files of one stem stay apart
+        models[model_label(w, models)] = arasfsr.load_model(w, device="cpu")
     names = list(models)
     scales = [int(s) for s in args.scales.split(",")]
     images = photos()
