@@ -20,7 +20,7 @@ from .metrics import psnr_y, ssim_y
 
 
 def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation: str = "bicubic",
-                  progress: bool = True, details=(1.0,)) -> list[dict]:
+                  progress: bool = True, details=(1.0,), self_ensemble: int = 1) -> list[dict]:
     """Mean Y-PSNR / SSIM of each model at each (input size, scale).
 
     Args:
@@ -28,6 +28,8 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
         masters: square HR master PIL images (held-out faces).
         details: each model is also scored with each of these shares of its detail over bicubic
             (`upscale`'s `detail`), as the row "NAME detail D"; 1 is the model as it is.
+        self_ensemble: every model (not bicubic) renders each input this many times, flipped and
+            turned, and averages them (`upscale`'s `self_ensemble`); its rows are "NAME xN".
     Returns:
         rows with keys model, input_size, scale, hr_size, psnr, ssim, n.
     """
@@ -36,7 +38,11 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
     from .data import make_eval_pair
     from .inference import upscale
     grid = [(s, r) for s in input_sizes for r in scales]
-    runs = [(name, model, 1.0) if isinstance(model, str) or d == 1 else (f"{name} detail {d:g}", model, d)
+    from .inference import check_self_ensemble
+    check_self_ensemble(self_ensemble)
+    tag = f" x{self_ensemble}" if self_ensemble > 1 else ""
+    runs = [(name, model, 1.0) if isinstance(model, str) else
+            (f"{name}{tag}" if d == 1 else f"{name}{tag} detail {d:g}", model, d)
             for name, model in models.items() for d in (details if not isinstance(model, str) else (1.0,))]
     scores = {(name, s, r): ([], []) for name, _, _ in runs for s, r in grid}
     for s, r in tqdm(grid, desc="evaluate", unit="setting", disable=not progress):
@@ -46,7 +52,8 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
                 continue
             lr, hr = make_eval_pair(master, s, r, degradation)
             for name, model, detail in runs:
-                out = upscale(model, lr, size=(hr_size, hr_size), detail=detail)
+                out = upscale(model, lr, size=(hr_size, hr_size), detail=detail,
+                              self_ensemble=1 if isinstance(model, str) else self_ensemble)
                 scores[name, s, r][0].append(psnr_y(out, hr))
                 scores[name, s, r][1].append(ssim_y(out, hr) if hr_size >= 7 else float("nan"))
     rows = []
@@ -150,6 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detail", type=_numbers(float), default=[1.0],
                         help="shares of each model's detail over bicubic to score (upscale's detail), e.g. 1,0.7: "
                              "a row per model and share (default 1: the models as they are)")
+    parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8),
+                        help="render each input N times, flipped and turned, and average (upscale's self_ensemble; "
+                             "N times the time; rows NAME xN; default 1)")
     parser.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
     parser.add_argument("--out", default="results", help="output folder")
     parser.set_defaults(func=_main)
@@ -195,7 +205,8 @@ def _main(args) -> int:
         masters = [real_photo(m, seed=i) for i, m in enumerate(masters)]
     from .inference import check_detail
     details = [check_detail(d) for d in args.detail]
-    rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation, details=details)
+    rows = evaluate_grid(models, masters, args.input_sizes, args.scales, args.degradation, details=details,
+                         self_ensemble=args.self_ensemble)
     written = write_results(rows, args.out)
     print(markdown_table(rows))
     print("wrote " + ", ".join(str(p) for p in written.values()))

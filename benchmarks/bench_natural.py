@@ -3,6 +3,7 @@
     python benchmarks/bench_natural.py                                   # the shipped `natural`
     python benchmarks/bench_natural.py --weights natural runs/X/natural-deep_small.safetensors
     python benchmarks/bench_natural.py --sheet docs/gallery/natural_x4.png   # also the picture
+    python benchmarks/bench_natural.py --self-ensemble 8   # also each file's x8 self-ensemble, as "NAME x8"
 
 Photos: the colour photographs that scikit-image ships (public domain or CC0: coffee, chelsea,
 rocket, motorcycle_left, astronaut): a cup on a table, a cat, a launch pad, a motorbike in a
@@ -64,6 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-time", action="store_true")
     parser.add_argument("--sheet", default="", help="write the x4 side-by-side picture here (PNG)")
+    parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8),
+                        help="also score each file rendered N times, flipped and turned, averaged (rows NAME xN)")
     args = parser.parse_args(argv)
     import torch
     from tqdm import tqdm
@@ -75,6 +78,11 @@ def main(argv=None) -> int:
     models = {}
     for w in args.weights:  # named as `evaluate` names them: two files of one stem stay apart
         models[model_label(w, models)] = arasfsr.load_model(w, device="cpu")
+    passes = dict.fromkeys(models, 1)  # name -> upscale's self_ensemble
+    if args.self_ensemble > 1:
+        for name in list(models):
+            passes[f"{name} x{args.self_ensemble}"] = args.self_ensemble
+            models[f"{name} x{args.self_ensemble}"] = models[name]
     names = list(models)
     scales = [int(s) for s in args.scales.split(",")]
     images = photos()
@@ -84,7 +92,8 @@ def main(argv=None) -> int:
             lr, hr = pair(photo, scale)
             row = {"bicubic": psnr_y(lr.resize(hr.size, Image.BICUBIC), hr)}
             for name, model in models.items():
-                row[name] = psnr_y(arasfsr.upscale(model, lr, size=(hr.height, hr.width)), hr)
+                row[name] = psnr_y(arasfsr.upscale(model, lr, size=(hr.height, hr.width),
+                                                    self_ensemble=passes[name]), hr)
             scores[scale, pname] = row
     first = names[0]
     head = f"| photo | scale | bicubic | {first} - bicubic | " + " | ".join(f"{n} - {first}" for n in names[1:]) + " |"
@@ -103,18 +112,19 @@ def main(argv=None) -> int:
     if not args.skip_time:
         crop = images["coffee"].crop((200, 100, 328, 228))
         for name, model in models.items():
-            arasfsr.upscale(model, crop, size=(128, 128))
+            arasfsr.upscale(model, crop, size=(128, 128), self_ensemble=passes[name])
             times = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                arasfsr.upscale(model, crop, size=(512, 512))
+                arasfsr.upscale(model, crop, size=(512, 512), self_ensemble=passes[name])
                 times.append(time.perf_counter() - t0)
             print(f"time 128 -> 512, {name}: {statistics.median(times):.2f} s ({args.threads} thread(s))")
     if args.sheet:
         lr, hr = pair(images[PHOTOS[0]], 4)
         box = (260, 80, 388, 208)  # the cup's rim and the saucer
         panels = [label(lr.resize(hr.size, Image.BICUBIC).crop(box), "bicubic")]
-        panels += [label(arasfsr.upscale(m, lr, size=(hr.height, hr.width)).crop(box), n) for n, m in models.items()]
+        panels += [label(arasfsr.upscale(m, lr, size=(hr.height, hr.width), self_ensemble=passes[n]).crop(box), n)
+                   for n, m in models.items()]
         panels.append(label(hr.crop(box), "original"))
         sheet = Image.new("RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), panels[0].height), "white")
         x = 0

@@ -36,7 +36,7 @@
 # the shipped weights/natural_small.safetensors.
 #
 # Usage: bash scripts/train_shipped.sh [RUN ...]   (default: arasfsr lte arasfsr-real; also arasfsr-aug arasfsr-mixed arasfsr-heavy natural natural-0.6 arasfsr-fast arasfsr-fast-more natural-fast,
-#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-more natural-more-fast natural-deep-more, the experiments natural-deep natural-wide, arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
+#        arasfsr-fast-blend arasfsr-fast-blend-more, natural-more natural-more-fast natural-deep-more, the experiments natural-deep natural-wide natural-x4 natural-x4-only, arasfsr-fast-mod arasfsr-fast-deep arasfsr-fast-rel arasfsr-fast-blend4,
 #        the experiment lte-gen lte-from-natural, and the comparison compare-FAMILY-sSEED, e.g.
 #        compare-arasfsr-s0 compare-arasfsr-no-lfe-s1 compare-liif-s0)
 #        STEPS=10000 REAL_STEPS=2400 PARALLEL=3 bash scripts/train_shipped.sh
@@ -74,6 +74,9 @@ mkdir -p runs/release-0.5
   git show "9b426e8:weights/natural_small.safetensors" > runs/release-0.5/natural_small.safetensors
 [ -s runs/release-0.3/arasfsr_small.safetensors ] ||
   git show "246de60:weights/arasfsr_small.safetensors" > runs/release-0.3/arasfsr_small.safetensors
+mkdir -p runs/natural-more-78a2443  # the natural file of 78a2443 (natural-more), where natural-x4 starts
+[ -s runs/natural-more-78a2443/natural_small.safetensors ] ||
+  git show "78a2443:weights/natural_small.safetensors" > runs/natural-more-78a2443/natural_small.safetensors
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(arasfsr lte arasfsr-real)
 run() {
@@ -159,6 +162,14 @@ run() {
     [ "$name" = natural-deep-more ] && recipe="natural-3000+grow-$steps"
     extra=(--init-from runs/release-0.5/natural_small.safetensors --crop --input-sizes "$inputs" --scale-range 1,4
            --val-input-size 64 --val-every 500 --recipe "$recipe")
+  elif [[ "$name" == natural-x4 || "$name" == natural-x4-only ]]; then
+    # issue 18, experiment: the shipped natural file of 78a2443 (natural-more) continued at 1e-4 for
+    # NATURAL_X4_STEPS steps on scales 2-4 (-x4) or 3-4 (-x4-only), so that more of the training is at x4
+    model=lte lr=1e-4 warmup=50 data=data/natural steps=${NATURAL_X4_STEPS:-2500}
+    range=2,4; [ "$name" = natural-x4-only ] && range=3,4
+    desc="natural photographs (Debian 12 lomiri-wallpapers-16.04/-20.04, plasma-workspace-wallpapers; Debian 13 budgie-backgrounds; Debian 11 gnome-backgrounds), train split, 512 px tiles, random native-pixel crops, flips"
+    extra=(--init-from runs/natural-more-78a2443/natural_small.safetensors --crop --input-sizes 32,64
+           --scale-range "$range" --val-input-size 64 --val-every 500 --recipe "natural-3000+5000+x${range/,/-}-$steps")
   elif [[ "$name" == natural-deep || "$name" == natural-wide ]]; then
     # issue 18: the shipped natural file (0.5) grown into a larger encoder (presets.py: 16 blocks, or 12
     # blocks of 48 channels), starting as the same function; LR inputs 32-48 px to fit the CPU

@@ -59,3 +59,21 @@ def test_run_batch_is_reusable_by_another_subcommand(tmp_path, face_image, capsy
     assert "wrote 1 of 2 images" in capsys.readouterr().out
     with pytest.raises(ValueError, match="already exist"):  # the same safety rules
         run_batch(folder, tmp_path / "out", restore_like, progress=False)
+
+
+def test_upscale_self_ensemble_flag_averages_the_turned_passes(tmp_path, face_image):
+    import numpy as np
+    import torch
+
+    from arasfsr.weights import load_model, save_model
+    torch.manual_seed(4)
+    weights = save_model(arasfsr.create_model("lte", preset="tiny"), tmp_path / "lte_tiny.safetensors")
+    src = tmp_path / "photo.png"
+    Image.fromarray(face_image).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "x8.png"), "--scale", "2", "--weights", str(weights),
+                 "--self-ensemble", "8", "--no-progress"]) == 0
+    expected = arasfsr.upscale(load_model(weights), face_image, scale=2, self_ensemble=8)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "x8.png")), np.asarray(expected))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "x3.png"), "--scale", "2", "--weights", str(weights),
+                 "--self-ensemble", "3"]) == 2  # a usage error, before any model is loaded
+    assert not (tmp_path / "x3.png").exists()

@@ -180,3 +180,62 @@ def test_output_size_limits_are_arguments_and_sides_can_follow_the_aspect():
         output_size((3000, 3000), scale=1.5)
     with pytest.raises(ValueError, match="MAX_OUTPUT_PIXELS"):
         output_size((100, 100), scale=2, max_output_pixels=100 * 100)
+
+
+def _numpy_self_ensemble(model, image: np.ndarray, size: tuple[int, int], n: int) -> np.ndarray:
+    """The self-ensemble written out with numpy's flips and turns, pass by pass."""
+    passes = [(0, False), (0, True), (2, True), (2, False), (1, False), (1, True), (3, False), (3, True)][:n]
+    outs = []
+    for turns, flip in passes:
+        x = np.fliplr(image) if flip else image
+        x = np.rot90(x, turns)
+        lr = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).unsqueeze(0).float() / 255
+        out_size = size[::-1] if turns % 2 else size
+        y = render(model, lr, out_size).numpy()
+        y = np.rot90(y, -turns)
+        outs.append(np.fliplr(y) if flip else y)
+    return np.mean(outs, axis=0)
+
+
+@pytest.fixture
+def skewed_model():
+    """A tiny LTE whose weights are pushed off their init, so that its output is far from bicubic
+    and depends on which way the image is turned (an almost-bicubic model would hide a wrong turn)."""
+    torch.manual_seed(1)
+    model = arasfsr.create_model("lte", preset="tiny").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_self_ensemble_averages_the_turned_passes(skewed_model, face_image, n):
+    """upscale(self_ensemble=n) = the mean of the n flipped / turned renders, each turned back;
+    anisotropic, so a quarter turn that swapped the wrong sides would not even match in shape."""
+    size = (40, 56)
+    out = np.asarray(arasfsr.upscale(skewed_model, face_image, size=size, self_ensemble=n), np.float32)
+    expected = np.round(np.clip(_numpy_self_ensemble(skewed_model, face_image, size, n), 0, 1) * 255)
+    assert out.shape == (*size, 3)
+    assert np.abs(out - expected).max() <= 1
+    single = np.asarray(arasfsr.upscale(skewed_model, face_image, size=size), np.float32)
+    assert np.abs(out - single).mean() > 2  # the passes differ: an ensemble that rendered once would fail
+
+
+def test_self_ensemble_one_is_the_plain_render(tiny_model, face_image):
+    plain = np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2.5))
+    assert np.array_equal(np.asarray(arasfsr.upscale(tiny_model, face_image, scale=2.5, self_ensemble=1)), plain)
+
+
+def test_self_ensemble_progress_counts_every_pass(tiny_model, face_image):
+    seen = []
+    arasfsr.upscale(tiny_model, face_image, size=(30, 40), self_ensemble=8, chunk_size=100,
+                    progress=lambda done, total: seen.append((done, total)))
+    assert {t for _, t in seen} == {8 * 30 * 40}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == 8 * 30 * 40
+
+
+@pytest.mark.parametrize("bad", [0, 3, 16, 2.0, True, "8"])
+def test_self_ensemble_rejects_other_counts(tiny_model, face_image, bad):
+    with pytest.raises(ValueError, match="self_ensemble"):
+        arasfsr.upscale(tiny_model, face_image, scale=2, self_ensemble=bad)

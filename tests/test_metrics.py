@@ -56,6 +56,23 @@ def test_evaluate_grid_scores_each_detail_share_as_its_own_row(tiny_model):
     assert by["tiny detail 0.5"] == pytest.approx(half, abs=1e-9) and by["tiny detail 0.5"] != by["tiny"]
 
 
+def test_evaluate_grid_self_ensemble_renders_each_model_n_times(tiny_model):
+    from arasfsr.data import make_eval_pair
+    from arasfsr.inference import upscale
+    rng = np.random.default_rng(3)
+    masters = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(2)]
+    rows = evaluate_grid({"tiny": tiny_model, "bicubic": "bicubic"}, masters, [16], [4], progress=False,
+                         self_ensemble=4)
+    by = {r["model"]: r["psnr"] for r in rows}
+    assert set(by) == {"tiny x4", "bicubic"}
+    pairs = [make_eval_pair(m, 16, 4) for m in masters]
+    four = np.mean([psnr_y(upscale(tiny_model, lr, size=hr.size, self_ensemble=4), hr) for lr, hr in pairs])
+    bicubic = np.mean([psnr_y(upscale("bicubic", lr, size=hr.size), hr) for lr, hr in pairs])
+    assert by["tiny x4"] == pytest.approx(four, abs=1e-9) and by["bicubic"] == pytest.approx(bicubic, abs=1e-9)
+    with pytest.raises(ValueError, match="self_ensemble"):
+        evaluate_grid({"tiny": tiny_model}, masters, [16], [4], progress=False, self_ensemble=3)
+
+
 def test_results_name_each_weight_file_so_two_files_of_one_family_stay_apart():
     taken = {}
     for path, expected in (("natural", "natural"), ("weights/lte_small.safetensors", "lte"),

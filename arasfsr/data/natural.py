@@ -116,6 +116,7 @@ DROPPED = {
                                   "Symbolics-1/-2, Wood, adwaita-*); ColdWarm, Icetwigs and SeaSunset are "
                                   "photographs, but the copyright file names no author or licence for them",
     "oxygen-wallpapers 4:6.7.4-1": "renders only (Air, Horos)",
+    "breeze-wallpaper 6.3.5-1": "one render (Next, light and dark) in many sizes",
     "mate-backgrounds, ukui-wallpapers": "reserved for independent evaluation",
 }
 
