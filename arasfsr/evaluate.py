@@ -52,8 +52,7 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
                 continue
             lr, hr = make_eval_pair(master, s, r, degradation)
             for name, model, detail in runs:
-                out = upscale(model, lr, size=(hr_size, hr_size), detail=detail,
-                              self_ensemble=1 if isinstance(model, str) else self_ensemble)
+                out = upscale(model, lr, size=(hr_size, hr_size), detail=detail, self_ensemble=self_ensemble)
                 scores[name, s, r][0].append(psnr_y(out, hr))
                 scores[name, s, r][1].append(ssim_y(out, hr) if hr_size >= 7 else float("nan"))
     rows = []

@@ -321,7 +321,7 @@ def upscale(model: SRModel | str, image: ImageSource, scale: float | None = None
                 y = render_tiled(model, x, size, chunk_size=chunk_size, progress=step)
             else:
                 y = render(model, x, size, chunk_size, sample=sample, generator=generator, progress=step)
-            y = _turn(y, -turns, flip, dims=(0, 1), undo=True)
+            y = _turn(y, turns, flip, dims=(0, 1), undo=True)
             out = y if out is None else out + y
         if len(passes) > 1:
             out = out / len(passes)
@@ -349,9 +349,9 @@ def check_self_ensemble(n) -> int:
 
 def _turn(x: torch.Tensor, turns: int, flip: bool, dims: tuple[int, int], undo: bool = False) -> torch.Tensor:
     """Mirror (along dims[1]) then turn by `turns` quarter turns in the plane dims; undo=True
-    applies the inverse: turn back first (pass -turns), then mirror."""
+    applies the inverse (turn back, then mirror)."""
     if undo:
-        x = torch.rot90(x, turns, dims) if turns % 4 else x
+        x = torch.rot90(x, -turns, dims) if turns % 4 else x
         return torch.flip(x, (dims[1],)) if flip else x
     x = torch.flip(x, (dims[1],)) if flip else x
     return torch.rot90(x, turns, dims) if turns % 4 else x
