@@ -528,8 +528,8 @@ def add_upscale_arguments(up: argparse.ArgumentParser, restore: bool = False, vi
     if not (restore or video):
         up.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
                         help="render N times (1, 2, 4 or 8), flipped and turned, and average: N times the time; "
-                             "8 adds 0.11 dB at x4 with the natural model on its test split (MODEL_CARD.md); for photographs, "
-                             "not faces (default 1)")
+                             "8 adds 0.11 dB at x4 with the natural model on its test split (MODEL_CARD.md); "
+                             "for photographs, not faces (default 1)")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
     if restore or video:
         up.add_argument("--max-faces", type=int, default=12, help="super-resolve at most this many faces per photo")
