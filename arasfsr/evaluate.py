@@ -36,10 +36,9 @@ def evaluate_grid(models: dict, masters: list, input_sizes, scales, degradation:
     from tqdm import tqdm
 
     from .data import make_eval_pair
-    from .inference import upscale
-    grid = [(s, r) for s in input_sizes for r in scales]
-    from .inference import check_self_ensemble
+    from .inference import check_self_ensemble, upscale
     check_self_ensemble(self_ensemble)
+    grid = [(s, r) for s in input_sizes for r in scales]
     tag = f" x{self_ensemble}" if self_ensemble > 1 else ""
     runs = [(name, model, 1.0) if isinstance(model, str) else
             (f"{name}{tag}" if d == 1 else f"{name}{tag} detail {d:g}", model, d)
